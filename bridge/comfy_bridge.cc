@@ -1,0 +1,271 @@
+#include "bridge/comfy_bridge.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+
+#include <pybind11/embed.h>
+#include <pybind11/stl.h>
+#include <spdlog/spdlog.h>
+
+#include "bridge/python_errors.h"
+#include "bridge/python_runtime.h"
+#include "bridge/value_convert.h"
+
+namespace py = pybind11;
+namespace fs = std::filesystem;
+
+namespace discomfort::bridge {
+namespace {
+
+std::mutex g_start_mu;
+std::string g_started_path;  // the ComfyUI imported into this process
+nlohmann::json g_info;
+
+bool IsComfyCheckout(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "execution.py", ec) && fs::is_regular_file(dir / "nodes.py", ec) &&
+         fs::is_directory(dir / "comfy", ec);
+}
+
+py::object Host() { return py::module_::import("discomfort_bridge").attr("HOST"); }
+
+nlohmann::json ToJson(py::handle object) {
+  nlohmann::json out;
+  if (!PythonToJson(object, &out)) out = py::str(object).cast<std::string>();
+  return out;
+}
+
+std::string JsonString(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+}  // namespace
+
+Result<std::string> FindComfyUI(const std::string& explicit_path) {
+  std::vector<fs::path> candidates;
+  if (!explicit_path.empty()) {
+    if (!IsComfyCheckout(explicit_path)) {
+      return Status(ErrorCode::kNotFound, explicit_path + " is not a ComfyUI checkout (no execution.py, nodes.py, comfy/)");
+    }
+    return fs::canonical(explicit_path).string();
+  }
+  if (const char* env = std::getenv("COMFYUI_PATH"); env != nullptr && *env) {
+    if (!IsComfyCheckout(env)) {
+      return Status(ErrorCode::kNotFound,
+                    std::string("COMFYUI_PATH=") + env + " is not a ComfyUI checkout (no execution.py, nodes.py, comfy/)");
+    }
+    return fs::canonical(env).string();
+  }
+  const fs::path source = DISCOMFORT_SOURCE_DIR;
+  if (source.parent_path().filename() == "custom_nodes") candidates.push_back(source.parent_path().parent_path());
+  if (std::string(DISCOMFORT_DEFAULT_COMFYUI).size() > 0) candidates.emplace_back(DISCOMFORT_DEFAULT_COMFYUI);
+  if (const char* home = std::getenv("HOME"); home != nullptr) candidates.push_back(fs::path(home) / "ComfyUI");
+  for (const auto& c : candidates) {
+    if (IsComfyCheckout(c)) return fs::canonical(c).string();
+  }
+  return Status(ErrorCode::kNotFound,
+                "no ComfyUI checkout found: set COMFYUI_PATH=/path/to/ComfyUI, install Discomfort into "
+                "ComfyUI/custom_nodes/, or put ComfyUI at ~/ComfyUI (v0.33.0 and v0.8.0 are supported)");
+}
+
+Result<std::unique_ptr<ComfyBridge>> ComfyBridge::Start(const BridgeOptions& options) {
+  DISCOMFORT_ASSIGN_OR_RETURN(std::string comfy, FindComfyUI(options.comfyui_path));
+  RuntimeOptions runtime;
+  runtime.venv_python = options.venv_python;
+  DISCOMFORT_RETURN_IF_ERROR(EnsurePythonRuntime(runtime));
+
+  std::lock_guard<std::mutex> lock(g_start_mu);
+  if (!g_started_path.empty()) {
+    if (g_started_path != comfy) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "this process already imported ComfyUI from " + g_started_path +
+                        "; one ComfyUI per process (its modules are global), cannot also use " + comfy);
+    }
+    std::unique_ptr<ComfyBridge> bridge(new ComfyBridge());
+    bridge->info_ = g_info;
+    return bridge;
+  }
+  fs::path work = options.work_dir.empty()
+                      ? fs::temp_directory_path() / ("discomfort-" + std::to_string(::getpid()))
+                      : fs::path(options.work_dir);
+  work = fs::absolute(work);
+  py::gil_scoped_acquire gil;
+  try {
+    py::object force_cpu = options.force_cpu ? py::object(py::bool_(*options.force_cpu)) : py::none();
+    py::object info = Host().attr("start")(comfy, (work / "output").string(), (work / "temp").string(),
+                                           (work / "input").string(), (work / "user").string(),
+                                           force_cpu, options.verbose);
+    g_info = ToJson(info);
+  } catch (py::error_already_set& e) {
+    Status st = StatusFromPythonError(e, ErrorCode::kPython);
+    return Status(ErrorCode::kPython, "importing ComfyUI from " + comfy + " failed: " + st.message())
+        .set_traceback(st.traceback());
+  }
+  g_started_path = comfy;
+  std::unique_ptr<ComfyBridge> bridge(new ComfyBridge());
+  bridge->info_ = g_info;
+  for (const auto& w : bridge->ImportWarnings()) {
+    spdlog::warn("[discomfort] optional ComfyUI node module not loaded: {}", w);
+  }
+  return bridge;
+}
+
+ComfyBridge::~ComfyBridge() = default;
+
+std::vector<std::string> ComfyBridge::ImportWarnings() const {
+  std::vector<std::string> out;
+  for (const auto& w : info_.value("import_failed", nlohmann::json::array())) {
+    out.push_back(w.is_string() ? w.get<std::string>() : w.dump());
+  }
+  return out;
+}
+
+Result<nlohmann::json> ComfyBridge::ObjectInfo() {
+  py::gil_scoped_acquire gil;
+  try {
+    py::object result = Host().attr("object_info")();
+    nlohmann::json j = ToJson(result);
+    for (const auto& [name, why] : j["failures"].items()) {
+      spdlog::warn("[discomfort] node {} has no definition: {}", name, why.dump());
+    }
+    return j["object_info"];
+  } catch (py::error_already_set& e) {
+    return StatusFromPythonError(e, ErrorCode::kPython);
+  }
+}
+
+Status StatusFromValidation(const nlohmann::json& validation, const nlohmann::json& prompt) {
+  const nlohmann::json& error = validation.value("error", nlohmann::json::object());
+  const nlohmann::json& node_errors = validation.value("node_errors", nlohmann::json::object());
+  std::string message = JsonString(error, "message");
+  const std::string details = JsonString(error, "details");
+  ErrorLocation where;
+  // The first failing node's first error carries the most precise information.
+  for (const auto& [node_id, entry] : node_errors.items()) {
+    where.node_id = node_id;
+    where.class_type = JsonString(entry, "class_type");
+    const auto& errors = entry.value("errors", nlohmann::json::array());
+    if (!errors.empty()) {
+      const auto& first = errors[0];
+      message = JsonString(first, "message");
+      std::string det = JsonString(first, "details");
+      if (!det.empty()) message += ": " + det;
+      const auto& extra = first.value("extra_info", nlohmann::json::object());
+      where.input_name = JsonString(extra, "input_name");
+    }
+    break;
+  }
+  if (where.node_id.empty()) {
+    if (!details.empty()) message += ": " + details;
+    // invalid_prompt errors name the node in extra_info or only in the text.
+    const auto& extra = error.value("extra_info", nlohmann::json::object());
+    where.node_id = JsonString(extra, "node_id");
+    where.class_type = JsonString(extra, "class_type");
+    if (where.node_id.empty()) {
+      for (const auto& [id, node] : prompt.items()) {
+        const std::string cls = node.value("class_type", "");
+        if (!cls.empty() && details.find(cls) != std::string::npos && details.find("#" + id) != std::string::npos) {
+          where.node_id = id;
+          where.class_type = cls;
+          break;
+        }
+      }
+    }
+  }
+  if (message.empty()) message = "ComfyUI rejected the prompt";
+  Status st(ErrorCode::kValidation, message, where);
+  st.set_extra(validation);
+  return st;
+}
+
+Status ComfyBridge::Validate(const nlohmann::json& prompt) {
+  py::gil_scoped_acquire gil;
+  try {
+    nlohmann::json result = ToJson(Host().attr("validate")(JsonToPython(prompt)));
+    if (result.value("ok", false)) return Status::Ok();
+    return StatusFromValidation(result, prompt);
+  } catch (py::error_already_set& e) {
+    return StatusFromPythonError(e, ErrorCode::kPython);
+  }
+}
+
+Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionRequest& request) {
+  py::gil_scoped_acquire gil;
+  try {
+    py::dict inputs, versions;
+    for (const auto& [uid, value] : request.inputs) {
+      auto object = ValueToPython(value);
+      if (!object.ok()) {
+        Status st = object.TakeStatus();
+        st.where().port = uid;
+        return st;
+      }
+      inputs[py::str(uid)] = *object;
+    }
+    for (const auto& [uid, version] : request.versions) versions[py::str(uid)] = py::int_(version);
+    py::dict result = Host().attr("execute")(request.slot, JsonToPython(request.prompt), inputs, versions);
+
+    const bool ok = result["ok"].cast<bool>();
+    const std::string stage = result["stage"].cast<std::string>();
+    if (!ok && stage == "validation") {
+      Status st = StatusFromValidation(ToJson(result), request.prompt);
+      st.where().workflow = request.workflow_name;
+      return st;
+    }
+    if (!ok || result.contains("error")) {
+      nlohmann::json error = result.contains("error") ? ToJson(result["error"]) : nlohmann::json::object();
+      ErrorLocation where;
+      where.workflow = request.workflow_name;
+      where.node_id = JsonString(error, "node_id");
+      where.class_type = JsonString(error, "class_type");
+      const bool interrupted = result.contains("interrupted");
+      std::string message = JsonString(error, "message");
+      const std::string type = JsonString(error, "exception_type");
+      if (!type.empty()) message = type + ": " + message;
+      if (message.empty()) message = "execution failed";
+      Status st(interrupted ? ErrorCode::kCancelled : ErrorCode::kExecution, message, where);
+      st.set_traceback(JsonString(error, "traceback"));
+      return st;
+    }
+    engine::ExecutionOutcome outcome;
+    for (auto item : result["outputs"].cast<py::dict>()) {
+      outcome.outputs[item.first.cast<std::string>()] = ValueFromPython(item.second);
+    }
+    outcome.ui = ToJson(result["ui"]);
+    outcome.seconds = result["seconds"].cast<double>();
+    for (py::handle entry : result["node_times"]) {
+      auto pair = entry.cast<py::tuple>();
+      outcome.node_times.push_back({pair[0].cast<std::string>(), pair[1].cast<double>()});
+    }
+    return outcome;
+  } catch (py::error_already_set& e) {
+    Status st = StatusFromPythonError(e, ErrorCode::kPython);
+    st.where().workflow = request.workflow_name;
+    return st;
+  } catch (const py::cast_error& e) {
+    return Status(ErrorCode::kInternal, std::string("unexpected result from the Python host: ") + e.what());
+  }
+}
+
+void ComfyBridge::Interrupt() {
+  py::gil_scoped_acquire gil;
+  try {
+    Host().attr("interrupt")();
+  } catch (py::error_already_set& e) {
+    spdlog::error("[discomfort] interrupt failed: {}", StatusFromPythonError(e, ErrorCode::kPython).ToString());
+  }
+}
+
+void ComfyBridge::ResetSlot(const std::string& slot) {
+  py::gil_scoped_acquire gil;
+  try {
+    Host().attr("reset_executor")(slot);
+  } catch (py::error_already_set& e) {
+    spdlog::error("[discomfort] {}", StatusFromPythonError(e, ErrorCode::kPython).ToString());
+  }
+}
+
+}  // namespace discomfort::bridge

@@ -1,0 +1,306 @@
+"""ComfyHost: ComfyUI imported as a library, with its own executors (no server, no HTTP).
+
+Called from C++ (bridge/comfy_bridge.cc) with the GIL held. Every method returns plain Python
+data; errors that a caller can act on come back as dicts, never as exceptions, so the C++ side
+translates them into typed Status values in one place.
+"""
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import traceback
+import uuid
+
+from . import nodes as discomfort_nodes
+
+LOG = logging.getLogger("discomfort")
+
+
+def _make_node_replace_manager():
+    try:
+        from app.node_replace_manager import NodeReplaceManager
+        return NodeReplaceManager()
+    except Exception:  # older ComfyUI has none
+
+        class _Registry:
+            def register(self, *args, **kwargs):
+                pass
+
+        return _Registry()
+
+
+class _ServerStub:
+    """The few attributes and methods ComfyUI's executor touches on its server."""
+
+    def __init__(self, on_event=None):
+        self.client_id = None
+        self.last_node_id = None
+        self.last_prompt_id = None
+        self.sockets_metadata = {}
+        self.on_event = on_event
+        self.events = []
+        self.node_replace_manager = _make_node_replace_manager()
+
+    def send_sync(self, event, data, sid=None):
+        if isinstance(event, str):
+            self.events.append((event, data, time.perf_counter()))
+            if self.on_event is not None:
+                try:
+                    self.on_event(event, data)
+                except Exception:  # a progress callback must never break execution
+                    LOG.exception("discomfort event callback failed")
+
+    def send_progress_text(self, text, node_id, sid=None):
+        pass
+
+    def queue_updated(self):
+        pass
+
+
+class ComfyHost:
+    def __init__(self):
+        self.started = False
+        self.embedded_in_live_comfyui = False
+        self.info = {}
+        self._executors = {}
+
+    # ------------------------------------------------------------------ start-up
+    def start(self, comfy_path, output_dir, temp_dir, input_dir, user_dir, force_cpu=None,
+              verbose=False):
+        """Imports ComfyUI from comfy_path as a library. Idempotent."""
+        if self.started:
+            return self.info
+        already = "execution" in sys.modules and "comfy.model_management" in sys.modules
+        self.embedded_in_live_comfyui = already
+        # ComfyUI logs through the root logger; Discomfort reports import failures and node
+        # errors itself, so unless asked for, ComfyUI's own log stays quiet (DESIGN.md decision 8).
+        logging.getLogger().setLevel(logging.INFO if verbose else logging.CRITICAL)
+        comfy_path = os.path.abspath(comfy_path)
+        if not already:
+            if comfy_path not in sys.path:
+                sys.path.insert(0, comfy_path)
+            import comfy.options  # noqa: F401  (args_parsing stays False: sys.argv is ignored)
+            from comfy.cli_args import args
+
+            if force_cpu is None:
+                import torch
+                force_cpu = not torch.cuda.is_available()
+            # In place: every ComfyUI module binds this same Namespace object.
+            args.cpu = bool(force_cpu)
+            args.disable_api_nodes = True
+            import utils.extra_config  # noqa: F401  (before nodes: sys.path shadowing, as main.py)
+        import folder_paths
+
+        for d in (output_dir, temp_dir, input_dir, user_dir):
+            os.makedirs(d, exist_ok=True)
+        if not already:
+            folder_paths.set_output_directory(os.path.abspath(output_dir))
+            folder_paths.set_temp_directory(os.path.abspath(temp_dir))
+            folder_paths.set_input_directory(os.path.abspath(input_dir))
+            folder_paths.set_user_directory(os.path.abspath(user_dir))
+
+        import comfy.model_management as mm
+        import nodes
+        import execution  # noqa: F401
+
+        import_failed = []
+        if not already:
+            try:
+                # Some built-in nodes reach for PromptServer.instance (progress text, node
+                # replacement registry); with no server in the process they get a stub.
+                import server
+                if getattr(server.PromptServer, "instance", None) is None:
+                    server.PromptServer.instance = _ServerStub()
+            except Exception as exc:  # server needs aiohttp
+                import_failed.append(f"server stub: {exc}")
+            import_failed += asyncio.run(
+                nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False)) or []
+        self._register_nodes(nodes)
+
+        version = "unknown"
+        try:
+            import comfyui_version
+            version = comfyui_version.__version__
+        except Exception:
+            pass
+        self.info = {
+            "comfyui_path": comfy_path,
+            "comfyui_version": version,
+            "device": str(mm.get_torch_device()),
+            "cpu": bool(getattr(mm, "cpu_state", None) == getattr(mm, "CPUState").CPU),
+            "import_failed": [str(x) for x in import_failed],
+            "embedded_in_live_comfyui": already,
+            "node_count": len(nodes.NODE_CLASS_MAPPINGS),
+        }
+        self.started = True
+        return self.info
+
+    @staticmethod
+    def _register_nodes(nodes):
+        for name, cls in discomfort_nodes.NODE_CLASS_MAPPINGS.items():
+            cls.RELATIVE_PYTHON_MODULE = "custom_nodes.discomfort"
+            nodes.NODE_CLASS_MAPPINGS[name] = cls
+            nodes.NODE_DISPLAY_NAME_MAPPINGS[name] = discomfort_nodes.NODE_DISPLAY_NAME_MAPPINGS[name]
+
+    # ------------------------------------------------------------------ node definitions
+    def object_info(self):
+        """Node definitions in the shape of ComfyUI's GET /object_info, from the live registry."""
+        import folder_paths
+        import nodes
+        try:
+            from comfy_api.internal import _ComfyNodeInternal
+        except Exception:  # older ComfyUI without V3 nodes
+            _ComfyNodeInternal = None
+        out = {}
+        failures = {}
+        with folder_paths.cache_helper:
+            for name, cls in list(nodes.NODE_CLASS_MAPPINGS.items()):
+                try:
+                    if _ComfyNodeInternal is not None and isinstance(cls, type) and issubclass(cls, _ComfyNodeInternal):
+                        out[name] = cls.GET_NODE_INFO_V1()
+                    else:
+                        out[name] = self._node_info_v1(nodes, name, cls)
+                except Exception as exc:
+                    failures[name] = f"{type(exc).__name__}: {exc}"
+        return {"object_info": out, "failures": failures}
+
+    @staticmethod
+    def _node_info_v1(nodes, name, cls):
+        input_types = cls.INPUT_TYPES()
+        info = {
+            "input": input_types,
+            "input_order": {key: list(value.keys()) for key, value in input_types.items()},
+            "is_input_list": getattr(cls, "INPUT_IS_LIST", False),
+            "output": list(cls.RETURN_TYPES),
+            "output_is_list": list(getattr(cls, "OUTPUT_IS_LIST", [False] * len(cls.RETURN_TYPES))),
+            "output_name": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)),
+            "name": name,
+            "display_name": nodes.NODE_DISPLAY_NAME_MAPPINGS.get(name, name),
+            "description": getattr(cls, "DESCRIPTION", ""),
+            "python_module": getattr(cls, "RELATIVE_PYTHON_MODULE", "nodes"),
+            "category": getattr(cls, "CATEGORY", "sd"),
+            "output_node": bool(getattr(cls, "OUTPUT_NODE", False)),
+        }
+        if hasattr(cls, "OUTPUT_TOOLTIPS"):
+            info["output_tooltips"] = list(cls.OUTPUT_TOOLTIPS)
+        if getattr(cls, "DEPRECATED", False):
+            info["deprecated"] = True
+        if getattr(cls, "EXPERIMENTAL", False):
+            info["experimental"] = True
+        if hasattr(cls, "API_NODE"):
+            info["api_node"] = cls.API_NODE
+        return info
+
+    # ------------------------------------------------------------------ execution
+    def _executor(self, slot):
+        ex = self._executors.get(slot)
+        if ex is None:
+            import execution
+            stub = _ServerStub()
+            cache_args = {"lru": 0, "ram": 0.0, "ram_inactive": 0.0}
+            ex = execution.PromptExecutor(stub, cache_type=execution.CacheType.CLASSIC,
+                                          cache_args=cache_args)
+            self._executors[slot] = ex
+        return ex
+
+    def reset_executor(self, slot):
+        self._executors.pop(slot, None)
+
+    def validate(self, prompt):
+        import execution
+        prompt_id = str(uuid.uuid4())
+        try:
+            ok, error, outputs, node_errors = asyncio.run(
+                execution.validate_prompt(prompt_id, prompt, None))
+        except Exception as exc:
+            return {"ok": False, "error": {"type": "exception_during_validation",
+                                           "message": f"{type(exc).__name__}: {exc}",
+                                           "details": "", "traceback": traceback.format_exc()},
+                    "node_errors": {}, "outputs": []}
+        return {"ok": bool(ok), "error": error, "outputs": list(outputs),
+                "node_errors": _jsonable(node_errors)}
+
+    def execute(self, slot, prompt, inputs, versions, on_event=None):
+        """Validates and runs `prompt` on the executor of `slot` (one per workflow, so each keeps
+        its own cache across iterations). `inputs` are handed to context loaders by reference."""
+        values = discomfort_nodes.VALUES
+        values.inputs = dict(inputs)
+        values.versions = dict(versions)
+        values.outputs = {}
+        try:
+            check = self.validate(prompt)
+            if not check["ok"]:
+                return {"ok": False, "stage": "validation", **check}
+            ex = self._executor(slot)
+            ex.server.on_event = on_event
+            ex.server.events = []
+            prompt_id = str(uuid.uuid4())
+            started = time.perf_counter()
+            try:
+                ex.execute(prompt, prompt_id, {"client_id": "discomfort"}, check["outputs"])
+            except Exception as exc:  # outside node execution (e.g. a broken graph expansion)
+                return {"ok": False, "stage": "execution",
+                        "error": {"type": type(exc).__name__, "message": str(exc),
+                                  "traceback": traceback.format_exc()}}
+            elapsed = time.perf_counter() - started
+            result = {
+                "ok": bool(ex.success),
+                "stage": "execution",
+                "outputs": dict(values.outputs),
+                "ui": _jsonable(getattr(ex, "history_result", {}).get("outputs", {})),
+                "seconds": elapsed,
+                "node_times": _node_times(ex.server.events),
+            }
+            for event, data in ex.status_messages:
+                if event == "execution_error":
+                    result["error"] = {
+                        "type": "execution_error",
+                        "node_id": str(data.get("node_id")),
+                        "class_type": data.get("node_type"),
+                        "exception_type": data.get("exception_type"),
+                        "message": data.get("exception_message"),
+                        "traceback": "".join(data.get("traceback") or []),
+                    }
+                elif event == "execution_interrupted":
+                    result["interrupted"] = True
+                    result["error"] = {"type": "interrupted", "node_id": str(data.get("node_id")),
+                                       "class_type": data.get("node_type"),
+                                       "message": "interrupted"}
+            return result
+        finally:
+            values.inputs = {}
+            values.versions = {}
+            values.outputs = {}
+
+    def interrupt(self):
+        import nodes
+        nodes.interrupt_processing(True)
+
+
+def _node_times(events):
+    """Seconds per node from the executor's 'executing' events (each ends the previous one)."""
+    times = []
+    current, started = None, None
+    for event, data, at in events:
+        if event != "executing":
+            continue
+        if current is not None:
+            times.append((current, at - started))
+        node = data.get("node")
+        current, started = (str(node), at) if node is not None else (None, None)
+    return times
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+HOST = ComfyHost()

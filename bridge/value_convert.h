@@ -1,0 +1,35 @@
+// Context values <-> Python objects. Tensors cross by pointer (one TensorImpl shared by
+// at::Tensor and torch.Tensor); JSON-able data by value; anything else as an opaque handle.
+// All functions must be called with the GIL held.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include "graph/status.h"
+#include "storage/value.h"
+
+namespace discomfort::bridge {
+
+// A Python object held by the context (a ComfyUI MODEL, a LATENT dict...).
+class PyObjectHandle : public storage::HostObject {
+ public:
+  explicit PyObjectHandle(pybind11::object object);
+  ~PyObjectHandle() override;  // takes the GIL to drop the reference
+  std::string TypeName() const override { return type_name_; }
+  uint64_t ApproxBytes() const override { return approx_bytes_; }
+  const pybind11::object& object() const { return object_; }
+
+ private:
+  pybind11::object object_;
+  std::string type_name_;
+  uint64_t approx_bytes_ = 0;
+};
+
+storage::Value ValueFromPython(pybind11::handle object);
+Result<pybind11::object> ValueToPython(const storage::Value& value);
+
+pybind11::object JsonToPython(const nlohmann::json& json);
+// Fails (returns false) when `object` holds something JSON cannot represent.
+bool PythonToJson(pybind11::handle object, nlohmann::json* out, int depth = 0);
+
+}  // namespace discomfort::bridge

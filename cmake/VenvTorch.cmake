@@ -1,0 +1,62 @@
+# libtorch from the project venv's torch package — the very library the embedded ComfyUI imports,
+# so one TensorImpl is shared by C++ and Python (DESIGN.md decision 1). We link the shared
+# libraries directly instead of find_package(Torch): TorchConfig of a CUDA wheel insists on a
+# matching CUDA toolkit, which a CPU machine need not have. The CPU API is all the C++ side uses.
+if(NOT EXISTS "${DISCOMFORT_PYTHON}")
+  message(FATAL_ERROR "No project venv Python at ${DISCOMFORT_PYTHON}: run scripts/setup first")
+endif()
+execute_process(
+  COMMAND "${DISCOMFORT_PYTHON}" -c
+    "import os, sys, sysconfig, torch, torch.utils; d = os.path.dirname(torch.__file__); print(';'.join([d, str(int(torch._C._GLIBCXX_USE_CXX11_ABI)), torch.__version__, sys.prefix, sys.base_prefix, sysconfig.get_paths()['include'], sysconfig.get_config_var('LDVERSION'), sysconfig.get_config_var('LIBDIR')]))"
+  OUTPUT_VARIABLE _torch_query OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _torch_rc)
+if(NOT _torch_rc EQUAL 0)
+  message(FATAL_ERROR "${DISCOMFORT_PYTHON} cannot import torch: run scripts/setup")
+endif()
+list(GET _torch_query 0 TORCH_DIR)
+list(GET _torch_query 1 TORCH_CXX11_ABI)
+list(GET _torch_query 2 TORCH_VERSION)
+list(GET _torch_query 3 DISCOMFORT_VENV_PREFIX)
+list(GET _torch_query 4 DISCOMFORT_PYTHON_BASE_PREFIX)
+list(GET _torch_query 5 DISCOMFORT_PYTHON_INCLUDE)
+list(GET _torch_query 6 DISCOMFORT_PYTHON_LDVERSION)
+list(GET _torch_query 7 DISCOMFORT_PYTHON_LIBDIR)
+message(STATUS "libtorch ${TORCH_VERSION} from ${TORCH_DIR} (CXX11 ABI ${TORCH_CXX11_ABI})")
+
+set(TORCH_LIB_DIR "${TORCH_DIR}/lib")
+set(_torch_libs)
+foreach(_name torch torch_cpu c10)
+  find_library(_lib_${_name} NAMES ${_name} PATHS "${TORCH_LIB_DIR}" NO_DEFAULT_PATH REQUIRED)
+  list(APPEND _torch_libs "${_lib_${_name}}")
+endforeach()
+find_library(_lib_torch_python NAMES torch_python PATHS "${TORCH_LIB_DIR}" NO_DEFAULT_PATH REQUIRED)
+
+# torch/include also bundles its own fmt, which would shadow the system fmt that Debian's spdlog
+# is built against; expose every torch include entry except fmt through a shim folder.
+set(_torch_shim "${CMAKE_BINARY_DIR}/torch_include")
+file(REMOVE_RECURSE "${_torch_shim}")
+file(MAKE_DIRECTORY "${_torch_shim}")
+file(GLOB _torch_include_entries RELATIVE "${TORCH_DIR}/include" "${TORCH_DIR}/include/*")
+foreach(_entry ${_torch_include_entries})
+  if(NOT _entry STREQUAL "fmt")
+    file(CREATE_LINK "${TORCH_DIR}/include/${_entry}" "${_torch_shim}/${_entry}" SYMBOLIC)
+  endif()
+endforeach()
+
+add_library(discomfort_torch INTERFACE)
+target_include_directories(discomfort_torch SYSTEM INTERFACE
+  "${_torch_shim}" "${TORCH_DIR}/include/torch/csrc/api/include")
+target_compile_definitions(discomfort_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${TORCH_CXX11_ABI})
+target_link_libraries(discomfort_torch INTERFACE ${_torch_libs})
+add_library(discomfort::torch ALIAS discomfort_torch)
+
+# Embedded CPython (the venv's base interpreter) + torch's Python bindings and its bundled
+# pybind11, so our casters and torch's agree on one pybind11 ABI.
+find_library(_lib_python NAMES python${DISCOMFORT_PYTHON_LDVERSION}
+  PATHS "${DISCOMFORT_PYTHON_LIBDIR}" NO_DEFAULT_PATH REQUIRED)
+add_library(discomfort_torch_python INTERFACE)
+target_include_directories(discomfort_torch_python SYSTEM INTERFACE "${DISCOMFORT_PYTHON_INCLUDE}")
+target_link_libraries(discomfort_torch_python INTERFACE discomfort_torch "${_lib_torch_python}" "${_lib_python}")
+add_library(discomfort::torch_python ALIAS discomfort_torch_python)
+
+set(CMAKE_BUILD_RPATH "${TORCH_LIB_DIR}")
+set(CMAKE_INSTALL_RPATH "${TORCH_LIB_DIR}")

@@ -1,0 +1,49 @@
+// The engine's view of whatever runs a prompt: bridge/ implements it with ComfyUI's
+// PromptExecutor; tests may use a C++ fake. One Execute at a time (ComfyUI's state is global).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "graph/status.h"
+#include "storage/value.h"
+
+namespace discomfort::engine {
+
+struct ExecutionRequest {
+  // Which long-lived executor runs it: one per workflow, so each keeps its node cache
+  // (a loaded checkpoint) across iterations.
+  std::string slot;
+  std::string workflow_name;  // for error messages
+  nlohmann::json prompt;      // API format with ports already rewritten
+  std::map<std::string, storage::Value> inputs;  // INPUT port unique_id -> value
+  std::map<std::string, uint64_t> versions;      // unique_id -> context version (cache key)
+};
+
+struct NodeTiming {
+  std::string node_id;
+  double seconds = 0;
+};
+
+struct ExecutionOutcome {
+  std::map<std::string, storage::Value> outputs;  // OUTPUT port unique_id -> value
+  nlohmann::json ui = nlohmann::json::object();   // ComfyUI's history outputs per node
+  double seconds = 0;
+  std::vector<NodeTiming> node_times;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Validation and execution failures come back as Status (kValidation / kExecution /
+  // kCancelled) naming the node, its class and input.
+  virtual Result<ExecutionOutcome> Execute(const ExecutionRequest& request) = 0;
+  // Asks the running execution to stop at the next node. Safe from any thread.
+  virtual void Interrupt() = 0;
+};
+
+}  // namespace discomfort::engine
