@@ -97,7 +97,7 @@ Result<std::unique_ptr<ComfyBridge>> ComfyBridge::Start(const BridgeOptions& opt
     py::object force_cpu = options.force_cpu ? py::object(py::bool_(*options.force_cpu)) : py::none();
     py::object info = Host().attr("start")(comfy, (work / "output").string(), (work / "temp").string(),
                                            (work / "input").string(), (work / "user").string(),
-                                           force_cpu, options.verbose);
+                                           force_cpu, options.verbose, options.extra_node_paths);
     g_info = ToJson(info);
   } catch (py::error_already_set& e) {
     Status st = StatusFromPythonError(e, ErrorCode::kPython);
@@ -126,8 +126,10 @@ std::vector<std::string> ComfyBridge::ImportWarnings() const {
 Result<nlohmann::json> ComfyBridge::ObjectInfo() {
   py::gil_scoped_acquire gil;
   try {
-    py::object result = Host().attr("object_info")();
-    nlohmann::json j = ToJson(result);
+    // Node definitions hold tuples, enums and infinities: Python serializes, C++ parses.
+    const std::string text = Host().attr("object_info")().cast<std::string>();
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return Status(ErrorCode::kInternal, "node definitions are not valid JSON");
     for (const auto& [name, why] : j["failures"].items()) {
       spdlog::warn("[discomfort] node {} has no definition: {}", name, why.dump());
     }

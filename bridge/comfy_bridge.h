@@ -21,6 +21,8 @@ struct BridgeOptions {
   std::optional<bool> force_cpu;  // unset: CPU when torch sees no CUDA device
   bool verbose = false;       // let ComfyUI's INFO logging through
   std::string venv_python;    // see RuntimeOptions
+  // Custom-node files or packages to load besides ComfyUI's built-in nodes.
+  std::vector<std::string> extra_node_paths;
 };
 
 // COMFYUI_PATH, else the ComfyUI whose custom_nodes/ holds this repository, else the checkout

@@ -11,7 +11,7 @@ from discomfort_bridge import HOST  # noqa: E402
 comfy, out = sys.argv[1], sys.argv[2]
 work = tempfile.mkdtemp(prefix="discomfort-objinfo-")
 HOST.start(comfy, *(os.path.join(work, d) for d in ("output", "temp", "input", "user")))
-info = HOST.object_info()
+info = json.loads(HOST.object_info())
 with open(out, "w") as f:
     json.dump(info["object_info"], f, indent=1, sort_keys=True)
 print(f"{len(info['object_info'])} node definitions -> {out}; failures: {info['failures']}")

@@ -6,7 +6,9 @@ translates them into typed Status values in one place.
 """
 
 import asyncio
+import json
 import logging
+import math
 import os
 import sys
 import time
@@ -68,8 +70,9 @@ class ComfyHost:
 
     # ------------------------------------------------------------------ start-up
     def start(self, comfy_path, output_dir, temp_dir, input_dir, user_dir, force_cpu=None,
-              verbose=False):
-        """Imports ComfyUI from comfy_path as a library. Idempotent."""
+              verbose=False, extra_nodes=()):
+        """Imports ComfyUI from comfy_path as a library. Idempotent.
+        extra_nodes: node files or packages to load like custom nodes (errors are fatal)."""
         if self.started:
             return self.info
         already = "execution" in sys.modules and "comfy.model_management" in sys.modules
@@ -118,6 +121,8 @@ class ComfyHost:
             import_failed += asyncio.run(
                 nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False)) or []
         self._register_nodes(nodes)
+        for path in extra_nodes or ():
+            self.load_nodes(path)
 
         version = "unknown"
         try:
@@ -136,6 +141,16 @@ class ComfyHost:
         }
         self.started = True
         return self.info
+
+    def load_nodes(self, path):
+        """Loads a custom-node file or package (NODE_CLASS_MAPPINGS or comfy_entrypoint)."""
+        import nodes
+        path = os.path.abspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"custom node path does not exist: {path}")
+        ok = asyncio.run(nodes.load_custom_node(path, module_parent="custom_nodes"))
+        if not ok:
+            raise ImportError(f"ComfyUI could not import the custom nodes in {path} (see its log with --verbose)")
 
     @staticmethod
     def _register_nodes(nodes):
@@ -164,7 +179,7 @@ class ComfyHost:
                         out[name] = self._node_info_v1(nodes, name, cls)
                 except Exception as exc:
                     failures[name] = f"{type(exc).__name__}: {exc}"
-        return {"object_info": out, "failures": failures}
+        return json.dumps({"object_info": _jsonable(out), "failures": failures})
 
     @staticmethod
     def _node_info_v1(nodes, name, cls):
@@ -279,17 +294,22 @@ class ComfyHost:
         nodes.interrupt_processing(True)
 
 
+_END_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
+
+
 def _node_times(events):
-    """Seconds per node from the executor's 'executing' events (each ends the previous one)."""
+    """Seconds per executed node, from the executor's 'executing' events: each one ends the
+    previous node, and so does the end of the execution."""
     times = []
     current, started = None, None
     for event, data, at in events:
-        if event != "executing":
+        if event != "executing" and event not in _END_EVENTS:
             continue
         if current is not None:
             times.append((current, at - started))
-        node = data.get("node")
-        current, started = (str(node), at) if node is not None else (None, None)
+            current = None
+        if event == "executing" and data.get("node") is not None:
+            current, started = str(data.get("node")), at
     return times
 
 
@@ -298,8 +318,13 @@ def _jsonable(value):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no inf/nan; limits like max=inf become the largest double.
+        return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int, float)):
+        return value.value  # enums
     return repr(value)
 
 
