@@ -46,7 +46,9 @@ add_library(discomfort_torch INTERFACE)
 target_include_directories(discomfort_torch SYSTEM INTERFACE
   "${_torch_shim}" "${TORCH_DIR}/include/torch/csrc/api/include")
 target_compile_definitions(discomfort_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${TORCH_CXX11_ABI})
-target_link_libraries(discomfort_torch INTERFACE ${_torch_libs})
+# libtorch.so exports its own copy of std::filesystem; with libtorch first among the NEEDED
+# libraries our std::filesystem calls would bind to that copy (which crashes). libstdc++ first.
+target_link_libraries(discomfort_torch INTERFACE stdc++ ${_torch_libs})
 add_library(discomfort::torch ALIAS discomfort_torch)
 
 # Embedded CPython (the venv's base interpreter) + torch's Python bindings and its bundled

@@ -1,0 +1,171 @@
+// LoopRunner semantics with a fake executor: ordering, commit-on-success, versions, errors,
+// cancellation and image output.
+#include "engine/loop.h"
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include "engine/image_io.h"
+#include "tests/engine/fake_executor.h"
+
+namespace discomfort::engine {
+namespace {
+
+using nlohmann::json;
+using testing::FakeExecutor;
+
+json Link(const std::string& node) { return json::array({node, 0}); }
+
+// INPUT `in` -> Op -> OUTPUT `out`
+PreparedWorkflow Passing(const std::string& in, const std::string& out, const std::string& name, size_t index) {
+  json prompt = {{"1", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", in}}}}},
+                 {"2", {{"class_type", "Op"}, {"inputs", {{"x", Link("1")}}}}},
+                 {"3", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", out}, {"input_data", Link("2")}}}}}};
+  auto prepared = PrepareWorkflow({name, prompt}, index);
+  EXPECT_TRUE(prepared.ok()) << prepared.status().ToString();
+  return std::move(prepared).value();
+}
+
+// Adds `amount` to the single JSON input and returns it under the workflow's OUTPUT uid.
+FakeExecutor::Body AddBody(int amount, int fail_on_call = -1) {
+  auto calls = std::make_shared<int>(0);
+  return [=](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
+    if ((*calls)++ == fail_on_call) {
+      ErrorLocation where;
+      where.node_id = "2";
+      where.class_type = "Op";
+      return Status(ErrorCode::kExecution, "boom", where);
+    }
+    ExecutionOutcome out;
+    const std::string out_uid = r.prompt["3"]["inputs"]["unique_id"];
+    out.outputs[out_uid] = storage::Value::Json(r.inputs.begin()->second.json().get<int>() + amount);
+    return out;
+  };
+}
+
+TEST(PrepareWorkflowTest, RewritesPortsAndNamesSlots) {
+  auto wf = Passing("a", "b", "wf.json", 3);
+  EXPECT_EQ(wf.slot, "3:wf.json");
+  EXPECT_EQ(wf.executable_prompt["1"]["class_type"], "DiscomfortContextLoader");
+  EXPECT_EQ(wf.executable_prompt["3"]["class_type"], "DiscomfortContextSaver");
+  EXPECT_EQ(wf.executable_prompt["3"]["inputs"]["input_data"], Link("2"));
+  ASSERT_EQ(wf.ports.inputs.size(), 1u);
+  EXPECT_EQ(wf.ports.inputs[0].unique_id, "a");
+}
+
+TEST(PrepareWorkflowTest, DuplicateInputPortsAreAnErrorNamingBothNodes) {
+  json prompt = {{"1", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "a"}}}}},
+                 {"2", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "a"}}}}},
+                 {"3", {{"class_type", "Op"}, {"inputs", {{"x", Link("1")}, {"y", Link("2")}}}}}};
+  auto prepared = PrepareWorkflow({"dup.json", prompt}, 0);
+  ASSERT_FALSE(prepared.ok());
+  EXPECT_EQ(prepared.status().code(), ErrorCode::kAlreadyExists);
+  EXPECT_NE(prepared.status().message().find("1 and 2"), std::string::npos) << prepared.status().ToString();
+  EXPECT_EQ(prepared.status().where().workflow, "dup.json");
+}
+
+TEST(LoopRunnerTest, WorkflowsRunInOrderAndSeeEarlierOutputsOfTheIteration) {
+  FakeExecutor fake(AddBody(1));
+  storage::Context context;
+  ASSERT_TRUE(context.Put("a", storage::Value::Json(0)).ok());
+  LoopRunner runner(fake, context);
+  LoopOptions options;
+  options.iterations = 3;
+  auto result = runner.Run({Passing("a", "b", "first", 0), Passing("b", "a", "second", 1)}, options);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(fake.requests.size(), 6u);
+  EXPECT_EQ(fake.requests[0].workflow_name, "first");
+  EXPECT_EQ(fake.requests[1].workflow_name, "second");
+  EXPECT_EQ(fake.requests[1].inputs.at("b").json(), 1);  // first's output of this iteration
+  EXPECT_EQ(result->outputs.at("a").json(), 6);
+  EXPECT_EQ(result->outputs.at("b").json(), 5);
+  // Every value handed to a loader carries a version never used before: the cache key.
+  std::set<uint64_t> versions;
+  for (const auto& r : fake.requests) {
+    for (const auto& [uid, v] : r.versions) EXPECT_TRUE(versions.insert(v).second) << uid << " " << v;
+  }
+}
+
+TEST(LoopRunnerTest, FailureCommitsNothingOfThatIteration) {
+  // Call 3 = iteration 1's second workflow fails: iteration 1's first output must not land.
+  FakeExecutor fake(AddBody(1, /*fail_on_call=*/3));
+  storage::Context context;
+  ASSERT_TRUE(context.Put("a", storage::Value::Json(0)).ok());
+  LoopRunner runner(fake, context);
+  LoopOptions options;
+  options.iterations = 5;
+  auto result = runner.Run({Passing("a", "b", "first", 0), Passing("b", "a", "second", 1)}, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kExecution);
+  EXPECT_EQ(result.status().where().iteration, 1);
+  EXPECT_EQ(result.status().where().workflow, "second");
+  EXPECT_EQ(result.status().where().node_id, "2");
+  EXPECT_EQ(context.Get("a")->json(), 2);  // iteration 0's values
+  EXPECT_EQ(context.Get("b")->json(), 1);
+}
+
+TEST(LoopRunnerTest, MissingInputNamesThePortAndStopsBeforeExecuting) {
+  FakeExecutor fake(AddBody(1));
+  storage::Context context;
+  LoopRunner runner(fake, context);
+  auto result = runner.Run({Passing("nowhere", "b", "wf", 0)}, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(result.status().where().port, "nowhere");
+  EXPECT_NE(result.status().message().find("--set nowhere="), std::string::npos);
+  EXPECT_TRUE(fake.requests.empty());
+}
+
+TEST(LoopRunnerTest, CancelStopsBetweenExecutionsKeepingFinishedIterations) {
+  std::atomic<bool> cancel{false};
+  int calls = 0;
+  FakeExecutor fake([&](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
+    if (++calls == 2) cancel = true;  // cancelled during iteration 1
+    ExecutionOutcome out;
+    out.outputs["a"] = storage::Value::Json(r.inputs.at("a").json().get<int>() + 1);
+    return out;
+  });
+  storage::Context context;
+  ASSERT_TRUE(context.Put("a", storage::Value::Json(0)).ok());
+  LoopRunner runner(fake, context);
+  LoopOptions options;
+  options.iterations = 10;
+  options.cancel = &cancel;
+  auto result = runner.Run({Passing("a", "a", "wf", 0)}, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kCancelled);
+  EXPECT_EQ(result.status().where().iteration, 2);
+  EXPECT_EQ(context.Get("a")->json(), 2);
+}
+
+TEST(LoopRunnerTest, ImageOutputsAreWrittenAsPngPerIteration) {
+  const auto dir = std::filesystem::temp_directory_path() / ("discomfort-loop-png-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  FakeExecutor fake([](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
+    ExecutionOutcome out;
+    out.outputs["frame"] = storage::Value::Tensor((r.inputs.at("frame").tensor() * 0.5).contiguous());
+    return out;
+  });
+  storage::Context context;
+  ASSERT_TRUE(context.Put("frame", storage::Value::Tensor(at::ones({1, 5, 7, 3}))).ok());
+  LoopRunner runner(fake, context);
+  LoopOptions options;
+  options.iterations = 2;
+  options.output_dir = dir.string();
+  auto result = runner.Run({Passing("frame", "frame", "wf", 0)}, options);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->files.at("frame").size(), 1u);
+  EXPECT_EQ(result->files.at("frame")[0], (dir / "frame_00001.png").string());
+  auto first = ReadPngAsImage((dir / "frame_00000.png").string());
+  auto second = ReadPngAsImage((dir / "frame_00001.png").string());
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_NEAR(first->mean().item<double>(), 0.5, 1.0 / 255);
+  EXPECT_NEAR(second->mean().item<double>(), 0.25, 1.0 / 255);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace discomfort::engine
