@@ -1,5 +1,6 @@
 #include "bridge/comfy_bridge.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -167,13 +168,17 @@ Status StatusFromValidation(const nlohmann::json& validation, const nlohmann::js
     where.node_id = JsonString(extra, "node_id");
     where.class_type = JsonString(extra, "class_type");
     if (where.node_id.empty()) {
+      // ComfyUI writes "Node ID '#<id>'" into the message or the details.
+      const std::string text = message + " " + details;
       for (const auto& [id, node] : prompt.items()) {
-        const std::string cls = node.value("class_type", "");
-        if (!cls.empty() && details.find(cls) != std::string::npos && details.find("#" + id) != std::string::npos) {
-          where.node_id = id;
-          where.class_type = cls;
-          break;
-        }
+        const std::string tag = "#" + id;
+        const size_t at = text.find(tag);
+        if (at == std::string::npos) continue;
+        const size_t end = at + tag.size();
+        if (end < text.size() && (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == ':')) continue;
+        where.node_id = id;
+        where.class_type = node.value("class_type", "");
+        break;
       }
     }
   }

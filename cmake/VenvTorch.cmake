@@ -57,8 +57,16 @@ find_library(_lib_python NAMES python${DISCOMFORT_PYTHON_LDVERSION}
   PATHS "${DISCOMFORT_PYTHON_LIBDIR}" NO_DEFAULT_PATH REQUIRED)
 add_library(discomfort_torch_python INTERFACE)
 target_include_directories(discomfort_torch_python SYSTEM INTERFACE "${DISCOMFORT_PYTHON_INCLUDE}")
-target_link_libraries(discomfort_torch_python INTERFACE discomfort_torch "${_lib_torch_python}" "${_lib_python}")
+target_link_libraries(discomfort_torch_python INTERFACE discomfort_torch "${_lib_torch_python}")
 add_library(discomfort::torch_python ALIAS discomfort_torch_python)
+# Only programs that embed the interpreter link libpython; an extension module must not (Debian's
+# python3 has the interpreter linked in statically, a second libpython would be a second runtime).
+add_library(discomfort_python_embed INTERFACE)
+target_link_libraries(discomfort_python_embed INTERFACE "${_lib_python}")
+add_library(discomfort::python_embed ALIAS discomfort_python_embed)
+set(DISCOMFORT_PYTHON_EXT_SUFFIX "" CACHE INTERNAL "")
+execute_process(COMMAND "${DISCOMFORT_PYTHON}" -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"
+  OUTPUT_VARIABLE DISCOMFORT_PYTHON_EXT_SUFFIX OUTPUT_STRIP_TRAILING_WHITESPACE)
 
 set(CMAKE_BUILD_RPATH "${TORCH_LIB_DIR}")
 set(CMAKE_INSTALL_RPATH "${TORCH_LIB_DIR}")
