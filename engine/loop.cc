@@ -14,16 +14,24 @@
 namespace discomfort::engine {
 namespace {
 
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
 // Versions for values not yet committed: distinct from context versions and from each other
 // across iterations and runs, so a loader's cache key changes whenever its value does.
 std::atomic<uint64_t> g_pending_version{uint64_t{1} << 62};
 
-// Values produced in the current iteration, visible to later workflows of that iteration,
-// committed to the context only when the whole iteration succeeded.
 struct PendingValue {
   storage::Value value;
   uint64_t version = 0;
 };
+// Values produced in the current iteration, visible to later workflows of that iteration,
+// committed to the context only when the whole iteration finished.
+using Pending = std::map<std::string, PendingValue>;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 std::string SanitizeForFileName(const std::string& name) {
   std::string out;
@@ -31,10 +39,60 @@ std::string SanitizeForFileName(const std::string& name) {
   return out.empty() ? "port" : out;
 }
 
+// PNG encoding in the background: iteration N's images encode while N+1 executes.
+class ImageWriter {
+ public:
+  explicit ImageWriter(std::string dir) : dir_(std::move(dir)) {}
+  ~ImageWriter() { tasks_.wait(); }
+
+  // Returns the file names the image will have; the encode runs on a TBB worker.
+  std::vector<std::string> Write(const std::string& uid, int iteration, const at::Tensor& image) {
+    char index[16];
+    std::snprintf(index, sizeof(index), "%05d", iteration);
+    const std::string stem = (std::filesystem::path(dir_) / (SanitizeForFileName(uid) + "_" + index)).string();
+    const int64_t batch = image.dim() >= 3 ? image.size(0) : 1;
+    std::vector<std::string> names;
+    for (int64_t b = 0; b < batch; ++b) names.push_back(stem + (batch == 1 ? std::string() : "_" + std::to_string(b)) + ".png");
+    tasks_.run([this, image, stem] {
+      Status st;
+      try {
+        auto written = WriteImagePngs(image, stem);
+        if (!written.ok()) st = written.status();
+      } catch (const std::exception& e) {  // no exception may escape a TBB task
+        st = Status(ErrorCode::kInternal, std::string("PNG encoding: ") + e.what());
+      }
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (first_error_.ok()) first_error_ = st;
+      }
+    });
+    return names;
+  }
+
+  Status Wait() {
+    tasks_.wait();
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_error_;
+  }
+
+ private:
+  std::string dir_;
+  tbb::task_group tasks_;
+  std::mutex mu_;
+  Status first_error_;
+};
+
+Status WithLocation(Status st, int iteration, const std::string& stage, const std::string& workflow) {
+  st.where().iteration = iteration;
+  if (st.where().stage.empty()) st.where().stage = stage;
+  if (st.where().workflow.empty()) st.where().workflow = workflow;
+  return st;
+}
+
 }  // namespace
 
 Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
-                                         const nlohmann::json* object_info) {
+                                         const json* object_info) {
   PreparedWorkflow prepared;
   prepared.name = workflow.name;
   prepared.slot = std::to_string(index) + ":" + workflow.name;
@@ -60,145 +118,193 @@ LoopRunner::LoopRunner(Executor& executor, storage::Context& context)
 
 Result<LoopResult> LoopRunner::Run(const std::vector<PreparedWorkflow>& workflows,
                                    const LoopOptions& options) {
-  if (options.iterations < 0) {
-    return Status(ErrorCode::kInvalidArgument, "iterations must be >= 0");
-  }
+  Stage stage;
+  stage.name = "main";
+  stage.workflows = workflows;
+  return RunStages({stage}, options);
+}
+
+Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const LoopOptions& options) {
+  if (options.iterations < 0) return Status(ErrorCode::kInvalidArgument, "iterations must be >= 0");
   if (!options.output_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options.output_dir, ec);
-    if (ec) {
-      return Status(ErrorCode::kIO, "cannot create output folder " + options.output_dir + ": " + ec.message());
-    }
+    if (ec) return Status(ErrorCode::kIO, "cannot create output folder " + options.output_dir + ": " + ec.message());
   }
-  LoopResult result;
-  // PNG encoding of iteration N overlaps the execution of iteration N+1.
-  tbb::task_group encoders;
-  std::mutex encode_mu;
-  Status encode_status;
-  auto wait_encoders = [&]() -> Status {
-    encoders.wait();
-    std::lock_guard<std::mutex> lock(encode_mu);
-    return encode_status;
+  auto emit = [&options](json event) {
+    if (!options.on_event) return;
+    event["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    options.on_event(event);
   };
+  auto fail = [&emit](Status st) {
+    emit({{"event", "error"}, {"error", st.ToJson()}});
+    return st;
+  };
+  auto cancelled = [&options] { return options.cancel != nullptr && options.cancel->load(); };
 
-  for (int it = 0; it < options.iterations; ++it) {
-    const auto started = std::chrono::steady_clock::now();
+  LoopResult result;
+  result.iterations_completed = options.first_iteration;
+  ImageWriter images(options.output_dir);
+  emit({{"event", "run_start"}, {"iterations", options.iterations}, {"first_iteration", options.first_iteration}});
+
+  for (int it = options.first_iteration; it < options.iterations; ++it) {
+    const auto iteration_start = Clock::now();
     DISCOMFORT_RETURN_IF_ERROR(context_.Put(kIterationKey, storage::Value::Json(it)));
     DISCOMFORT_RETURN_IF_ERROR(context_.Put(kIterationsKey, storage::Value::Json(options.iterations)));
-    std::map<std::string, PendingValue> pending;
+    emit({{"event", "iteration_start"}, {"iteration", it}});
+    Pending pending;
     IterationReport report;
     report.iteration = it;
+    auto lookup = [this, &pending](const std::string& key) -> Result<storage::Value> {
+      auto p = pending.find(key);
+      if (p != pending.end()) return p->second.value;
+      return context_.Get(key);
+    };
 
-    for (const PreparedWorkflow& wf : workflows) {
-      if (options.cancel != nullptr && options.cancel->load()) {
-        (void)wait_encoders();
-        ErrorLocation where;
-        where.iteration = it;
-        where.workflow = wf.name;
-        return Status(ErrorCode::kCancelled, "cancelled; the context holds the last finished iteration", where);
-      }
-      ExecutionRequest request;
-      request.slot = wf.slot;
-      request.workflow_name = wf.name;
-      request.prompt = wf.executable_prompt;
-      for (const graph::Port& port : wf.ports.inputs) {
-        auto p = pending.find(port.unique_id);
-        if (p != pending.end()) {
-          request.inputs[port.unique_id] = p->second.value;
-          request.versions[port.unique_id] = p->second.version;
+    for (const Stage& stage : stages) {
+      if (stage.when) {
+        auto run_it = stage.when->Evaluate(lookup, context_);
+        if (!run_it.ok()) {
+          (void)images.Wait();
+          return fail(WithLocation(run_it.TakeStatus(), it, stage.name, ""));
+        }
+        if (!*run_it) {
+          emit({{"event", "stage_skipped"}, {"iteration", it}, {"stage", stage.name}, {"when", stage.when->text()}});
           continue;
         }
-        auto value = context_.Get(port.unique_id);
-        if (!value.ok()) {
-          ErrorLocation where;
-          where.iteration = it;
-          where.workflow = wf.name;
-          where.node_id = port.node_id;
-          where.class_type = graph::kPortClass;
-          where.port = port.unique_id;
-          (void)wait_encoders();
-          return Status(ErrorCode::kNotFound,
-                        "INPUT port '" + port.unique_id +
-                            "' has no value: pass one (CLI --set " + port.unique_id +
-                            "=VALUE, or inputs= in the API) or produce it by an OUTPUT port of an "
-                            "earlier workflow",
-                        where);
+      }
+      const int attempts = stage.on_error == ErrorPolicy::kRetry ? stage.retries + 1 : 1;
+      Status stage_status;
+      Pending stage_pending;
+      for (int attempt = 0; attempt < attempts; ++attempt) {
+        stage_pending = pending;  // each attempt starts from the values before the stage
+        stage_status = Status::Ok();
+        for (const PreparedWorkflow& wf : stage.workflows) {
+          if (cancelled()) {
+            stage_status = Status(ErrorCode::kCancelled, "cancelled; the context holds the last finished iteration");
+            stage_status = WithLocation(stage_status, it, stage.name, wf.name);
+            break;
+          }
+          ExecutionRequest request;
+          request.slot = wf.slot;
+          request.workflow_name = wf.name;
+          request.prompt = wf.executable_prompt;
+          for (const graph::Port& port : wf.ports.inputs) {
+            auto p = stage_pending.find(port.unique_id);
+            if (p != stage_pending.end()) {
+              request.inputs[port.unique_id] = p->second.value;
+              request.versions[port.unique_id] = p->second.version;
+              continue;
+            }
+            auto value = context_.Get(port.unique_id);
+            if (!value.ok()) {
+              ErrorLocation where;
+              where.node_id = port.node_id;
+              where.class_type = graph::kPortClass;
+              where.port = port.unique_id;
+              stage_status = WithLocation(
+                  Status(ErrorCode::kNotFound,
+                         "INPUT port '" + port.unique_id + "' has no value: pass one (CLI --set " +
+                             port.unique_id + "=VALUE, or inputs= in the API) or produce it by an OUTPUT "
+                             "port of an earlier workflow",
+                         where),
+                  it, stage.name, wf.name);
+              break;
+            }
+            request.inputs[port.unique_id] = std::move(value).value();
+            request.versions[port.unique_id] = context_.Version(port.unique_id);
+          }
+          if (!stage_status.ok()) break;
+          const auto workflow_start = Clock::now();
+          auto outcome = executor_.Execute(request);
+          if (!outcome.ok()) {
+            stage_status = WithLocation(outcome.TakeStatus(), it, stage.name, wf.name);
+            break;
+          }
+          for (auto& [uid, value] : outcome->outputs) stage_pending[uid] = {value, ++g_pending_version};
+          for (const graph::Port& port : wf.ports.outputs) {
+            if (!outcome->outputs.count(port.unique_id)) {
+              spdlog::warn("[discomfort] iteration {}: OUTPUT port '{}' (node {}) of {} produced no value", it,
+                           port.unique_id, port.node_id, wf.name);
+            }
+          }
+          json node_times = json::array();
+          for (const auto& t : outcome->node_times) node_times.push_back({{"node", t.node_id}, {"seconds", t.seconds}});
+          json outputs = json::object();
+          for (const auto& [uid, value] : outcome->outputs) outputs[uid] = value.Describe();
+          emit({{"event", "workflow_done"}, {"iteration", it}, {"stage", stage.name}, {"workflow", wf.name},
+                {"seconds", SecondsSince(workflow_start)}, {"nodes", node_times}, {"outputs", outputs}});
+          report.node_times.insert(report.node_times.end(), outcome->node_times.begin(), outcome->node_times.end());
         }
-        request.inputs[port.unique_id] = std::move(value).value();
-        request.versions[port.unique_id] = context_.Version(port.unique_id);
-      }
-
-      auto outcome = executor_.Execute(request);
-      if (!outcome.ok()) {
-        (void)wait_encoders();
-        Status st = outcome.TakeStatus();
-        st.where().iteration = it;
-        if (st.where().workflow.empty()) st.where().workflow = wf.name;
-        return st;
-      }
-      for (auto& [uid, value] : outcome->outputs) pending[uid] = {value, ++g_pending_version};
-      for (const graph::Port& port : wf.ports.outputs) {
-        if (!outcome->outputs.count(port.unique_id)) {
-          spdlog::warn("[discomfort] iteration {}: OUTPUT port '{}' (node {}) of {} produced no value",
-                       it, port.unique_id, port.node_id, wf.name);
+        if (stage_status.ok() || stage_status.code() == ErrorCode::kCancelled) break;
+        if (attempt + 1 < attempts) {
+          spdlog::warn("[discomfort] {} — retrying stage '{}' ({}/{})", stage_status.ToString(), stage.name,
+                       attempt + 1, stage.retries);
+          emit({{"event", "stage_retry"}, {"iteration", it}, {"stage", stage.name}, {"attempt", attempt + 1},
+                {"error", stage_status.ToJson()}});
         }
       }
-      report.node_times.insert(report.node_times.end(), outcome->node_times.begin(),
-                               outcome->node_times.end());
+      if (stage_status.ok()) {
+        pending = std::move(stage_pending);
+        report.stages_run.push_back(stage.name);
+        continue;
+      }
+      if (stage.on_error == ErrorPolicy::kSkip && stage_status.code() != ErrorCode::kCancelled) {
+        spdlog::warn("[discomfort] {} — stage '{}' skipped for this iteration", stage_status.ToString(), stage.name);
+        emit({{"event", "stage_failed"}, {"iteration", it}, {"stage", stage.name}, {"error", stage_status.ToJson()}});
+        report.stages_failed.push_back(stage.name);
+        continue;
+      }
+      (void)images.Wait();
+      return fail(stage_status);
     }
 
-    // The iteration succeeded: commit its outputs.
+    // The iteration finished: commit its outputs.
     for (auto& [uid, pv] : pending) {
-      DISCOMFORT_RETURN_IF_ERROR(context_.Put(uid, pv.value));
+      if (Status st = context_.Put(uid, pv.value); !st.ok()) {
+        (void)images.Wait();
+        return fail(WithLocation(st, it, "", ""));
+      }
       result.outputs[uid] = pv.value;
     }
-    DISCOMFORT_RETURN_IF_ERROR(wait_encoders());
+    if (Status st = images.Wait(); !st.ok()) return fail(WithLocation(st, it - 1, "", ""));
     if (!options.output_dir.empty()) {
       for (auto& [uid, pv] : pending) {
         if (!pv.value.is_tensor() || !LooksLikeImage(pv.value.tensor())) continue;
-        char index[16];
-        std::snprintf(index, sizeof(index), "%05d", it);
-        const std::string stem =
-            (std::filesystem::path(options.output_dir) / (SanitizeForFileName(uid) + "_" + index)).string();
-        // Expected names, known now; the encode itself runs in the background.
-        const int64_t batch = pv.value.tensor().dim() == 4 || pv.value.tensor().dim() == 3
-                                  ? pv.value.tensor().size(0) : 1;
-        std::vector<std::string> names;
-        for (int64_t b = 0; b < batch; ++b) {
-          names.push_back(stem + (batch == 1 ? std::string() : "_" + std::to_string(b)) + ".png");
-        }
+        auto names = images.Write(uid, it, pv.value.tensor());
         report.files.insert(report.files.end(), names.begin(), names.end());
-        result.files[uid] = names;
-        at::Tensor tensor = pv.value.tensor();
-        encoders.run([tensor, stem, &encode_mu, &encode_status] {
-          try {
-            auto written = WriteImagePngs(tensor, stem);
-            if (!written.ok()) {
-              std::lock_guard<std::mutex> lock(encode_mu);
-              if (encode_status.ok()) encode_status = written.status();
-            }
-          } catch (const std::exception& e) {  // no exception may escape a TBB task
-            std::lock_guard<std::mutex> lock(encode_mu);
-            if (encode_status.ok()) encode_status = Status(ErrorCode::kInternal, e.what());
-          }
-        });
+        result.files[uid] = std::move(names);
       }
     }
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    report.seconds = SecondsSince(iteration_start);
     result.iterations_completed = it + 1;
+    emit({{"event", "iteration_done"}, {"iteration", it}, {"seconds", report.seconds}, {"files", report.files},
+          {"stages_run", report.stages_run}, {"stages_failed", report.stages_failed}});
     if (options.on_iteration) options.on_iteration(report);
     result.reports.push_back(std::move(report));
-  }
-  DISCOMFORT_RETURN_IF_ERROR(wait_encoders());
-  // Outputs that exist in the context from earlier runs but were not produced now are still
-  // "final values" of OUTPUT ports: report every OUTPUT port of the workflows.
-  for (const PreparedWorkflow& wf : workflows) {
-    for (const graph::Port& port : wf.ports.outputs) {
-      if (result.outputs.count(port.unique_id)) continue;
-      auto value = context_.Get(port.unique_id);
-      if (value.ok()) result.outputs[port.unique_id] = std::move(value).value();
+
+    if (options.until) {
+      auto stop = options.until->Evaluate(context_);
+      if (!stop.ok()) return fail(WithLocation(stop.TakeStatus(), it, "", ""));
+      if (*stop) {
+        result.stopped_by_until = true;
+        break;
+      }
     }
   }
+  if (Status st = images.Wait(); !st.ok()) return fail(st);
+  // Report every OUTPUT port's final value, including ones produced by earlier runs.
+  for (const Stage& stage : stages) {
+    for (const PreparedWorkflow& wf : stage.workflows) {
+      for (const graph::Port& port : wf.ports.outputs) {
+        if (result.outputs.count(port.unique_id)) continue;
+        auto value = context_.Get(port.unique_id);
+        if (value.ok()) result.outputs[port.unique_id] = std::move(value).value();
+      }
+    }
+  }
+  emit({{"event", "run_done"}, {"iterations_completed", result.iterations_completed},
+        {"stopped_by_until", result.stopped_by_until}});
   return result;
 }
 

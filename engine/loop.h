@@ -1,15 +1,18 @@
-// The loop: per iteration, each workflow in order; INPUT ports read the context, OUTPUT ports
-// write it; a unique_id that is both carries state from iteration N to N+1.
+// The loop: per iteration, each stage whose `when` holds runs its workflows in order; INPUT
+// ports read the context, OUTPUT ports write it; a unique_id that is both carries state from
+// iteration N to N+1. An `until` condition, checked after each iteration, ends the loop early.
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/condition.h"
 #include "engine/executor.h"
 #include "graph/api_prompt.h"
 #include "graph/status.h"
@@ -19,11 +22,11 @@ namespace discomfort::engine {
 
 // Context keys the engine sets before each iteration, readable by INPUT ports of those names.
 inline constexpr const char* kIterationKey = "iteration";    // 0-based index
-inline constexpr const char* kIterationsKey = "iterations";  // total count
+inline constexpr const char* kIterationsKey = "iterations";  // the maximum count
 
 struct Workflow {
-  std::string name;        // file name, for messages
-  nlohmann::json prompt;   // API format, DiscomfortPorts still in place
+  std::string name;       // file name, for messages
+  nlohmann::json prompt;  // API format, DiscomfortPorts still in place
 };
 
 // A workflow made ready for execution once, reused every iteration.
@@ -37,23 +40,41 @@ struct PreparedWorkflow {
 Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
                                          const nlohmann::json* object_info = nullptr);
 
+enum class ErrorPolicy { kStop, kSkip, kRetry };
+
+struct Stage {
+  std::string name;
+  std::vector<PreparedWorkflow> workflows;
+  std::optional<Condition> when;  // unset: every iteration
+  ErrorPolicy on_error = ErrorPolicy::kStop;
+  int retries = 0;  // extra attempts with kRetry
+};
+
 struct IterationReport {
   int iteration = 0;
   double seconds = 0;
-  std::vector<std::string> files;   // images written this iteration
+  std::vector<std::string> files;  // images written this iteration
   std::vector<NodeTiming> node_times;
+  std::vector<std::string> stages_run;
+  std::vector<std::string> stages_failed;  // skipped after an error (kSkip / retries exhausted)
 };
 
 struct LoopOptions {
-  int iterations = 1;
-  std::string output_dir;     // where IMAGE outputs go as PNG; empty: none written
+  int iterations = 1;                  // the maximum with `until`
+  std::optional<Condition> until;      // checked after each iteration
+  std::string output_dir;              // IMAGE outputs as PNG; empty: none written
   std::function<void(const IterationReport&)> on_iteration;
+  // JSON events for monitors: run_start, iteration_start, workflow_done, stage_skipped,
+  // stage_failed, iteration_done, run_done, error.
+  std::function<void(const nlohmann::json&)> on_event;
   const std::atomic<bool>* cancel = nullptr;  // checked between executions
+  int first_iteration = 0;                    // > 0 when resuming
 };
 
 struct LoopResult {
-  int iterations_completed = 0;
-  std::map<std::string, storage::Value> outputs;  // every OUTPUT unique_id -> final value
+  int iterations_completed = 0;  // index of the next iteration to run
+  bool stopped_by_until = false;
+  std::map<std::string, storage::Value> outputs;          // OUTPUT unique_id -> final value
   std::map<std::string, std::vector<std::string>> files;  // unique_id -> last files written
   std::vector<IterationReport> reports;
 };
@@ -62,9 +83,11 @@ class LoopRunner {
  public:
   LoopRunner(Executor& executor, storage::Context& context);
 
-  // Runs `iterations` passes. An iteration's outputs reach the context only when all its
-  // workflows succeeded, so an error leaves the context as of the last good iteration.
+  // One stage running `workflows` every iteration.
   Result<LoopResult> Run(const std::vector<PreparedWorkflow>& workflows, const LoopOptions& options);
+  // An iteration's outputs reach the context only when it finished, so an error leaves the
+  // context as of the last good iteration.
+  Result<LoopResult> RunStages(const std::vector<Stage>& stages, const LoopOptions& options);
 
  private:
   Executor& executor_;

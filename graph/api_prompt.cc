@@ -13,7 +13,8 @@ Status NodeError(ErrorCode code, const std::string& node_id, const std::string& 
   where.node_id = node_id;
   where.class_type = class_type;
   where.input_name = std::move(input);
-  where.json_pointer = "/" + node_id + (where.input_name.empty() ? "" : "/inputs/" + where.input_name);
+  where.json_pointer =
+      "/" + node_id + (where.input_name.empty() ? "" : "/inputs/" + where.input_name);
   return Status(code, std::move(message), std::move(where));
 }
 
@@ -88,10 +89,14 @@ json MakeLink(const LinkRef& link) { return json::array({link.node_id, link.slot
 
 const char* PortModeName(PortMode mode) {
   switch (mode) {
-    case PortMode::kInput: return "INPUT";
-    case PortMode::kOutput: return "OUTPUT";
-    case PortMode::kPassthru: return "PASSTHRU";
-    case PortMode::kUnconnected: return "UNCONNECTED";
+    case PortMode::kInput:
+      return "INPUT";
+    case PortMode::kOutput:
+      return "OUTPUT";
+    case PortMode::kPassthru:
+      return "PASSTHRU";
+    case PortMode::kUnconnected:
+      return "UNCONNECTED";
   }
   return "?";
 }
@@ -103,7 +108,8 @@ Status ValidateApiPrompt(const json& prompt) {
   if (prompt.empty()) return Status(ErrorCode::kParse, "the prompt has no nodes");
   for (const auto& [id, node] : prompt.items()) {
     if (!node.is_object()) {
-      return NodeError(ErrorCode::kParse, id, "", "node must be an object with class_type and inputs");
+      return NodeError(ErrorCode::kParse, id, "",
+                       "node must be an object with class_type and inputs");
     }
     auto cls = node.find("class_type");
     if (cls == node.end() || !cls->is_string() || cls->get<std::string>().empty()) {
@@ -123,8 +129,8 @@ Status ValidateApiPrompt(const json& prompt) {
                            name);
         }
         if (link->slot < 0) {
-          return NodeError(ErrorCode::kParse, id, class_type,
-                           "link has a negative output slot", name);
+          return NodeError(ErrorCode::kParse, id, class_type, "link has a negative output slot",
+                           name);
         }
       }
     }
@@ -181,7 +187,8 @@ json PortSet::ToJson() const {
               {"tags", p.tags}};
     if (p.source) j["source"] = MakeLink(*p.source);
     json consumers = json::array();
-    for (const auto& c : p.consumers) consumers.push_back({{"node_id", c.node_id}, {"input", c.input_name}});
+    for (const auto& c : p.consumers)
+      consumers.push_back({{"node_id", c.node_id}, {"input", c.input_name}});
     j["consumers"] = consumers;
     return j;
   };
@@ -247,12 +254,11 @@ Result<PortSet> DiscoverPorts(const json& prompt, const json* object_info) {
     }
     if (port.mode == PortMode::kOutput) {
       const json& src = prompt[port.source->node_id];
-      port.type = OutputTypeFromInfo(object_info, src["class_type"].get<std::string>(),
-                                     port.source->slot);
+      port.type =
+          OutputTypeFromInfo(object_info, src["class_type"].get<std::string>(), port.source->slot);
       if (src["class_type"] == kPortClass) port.type = "*";
     }
-    auto check_unique = [&](std::map<std::string, std::string>& owner,
-                            const char* role) -> Status {
+    auto check_unique = [&](std::map<std::string, std::string>& owner, const char* role) -> Status {
       auto [it, inserted] = owner.emplace(port.unique_id, id);
       if (inserted) return Status::Ok();
       ErrorLocation where;
@@ -306,7 +312,8 @@ Result<json> RewritePortsForExecution(const json& prompt, const PortSet& ports) 
 
   for (const Port& p : ports.passthrus) {
     DISCOMFORT_ASSIGN_OR_RETURN(LinkRef src, resolve(*p.source));
-    for (const PortConsumer& c : p.consumers) out[c.node_id]["inputs"][c.input_name] = MakeLink(src);
+    for (const PortConsumer& c : p.consumers)
+      out[c.node_id]["inputs"][c.input_name] = MakeLink(src);
     out.erase(p.node_id);
   }
   for (const Port& p : ports.unconnected) out.erase(p.node_id);

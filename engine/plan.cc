@@ -1,0 +1,136 @@
+#include "engine/plan.h"
+
+#include <filesystem>
+#include <set>
+
+namespace discomfort::engine {
+namespace {
+
+using nlohmann::json;
+
+Status PlanError(const std::string& pointer, const std::string& message) {
+  ErrorLocation where;
+  where.json_pointer = pointer;
+  return Status(ErrorCode::kInvalidArgument, "loop plan: " + message, where);
+}
+
+}  // namespace
+
+Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
+  if (!doc.is_object()) return PlanError("", "must be a JSON object");
+  static const std::set<std::string> kKeys = {"max_iterations", "until", "inputs", "stages"};
+  for (const auto& [key, _] : doc.items()) {
+    if (!kKeys.count(key)) return PlanError("/" + key, "unknown key '" + key + "' (expected max_iterations, until, inputs, stages)");
+  }
+  LoopPlan plan;
+  if (!doc.contains("max_iterations") || !doc["max_iterations"].is_number_integer() || doc["max_iterations"].get<int64_t>() < 0 ||
+      doc["max_iterations"].get<int64_t>() > 100000000) {
+    return PlanError("/max_iterations", "max_iterations must be an integer from 0 to 100000000");
+  }
+  plan.max_iterations = doc["max_iterations"].get<int>();
+  if (doc.contains("until")) {
+    if (!doc["until"].is_string()) return PlanError("/until", "until must be a string expression");
+    plan.until = doc["until"].get<std::string>();
+    auto c = Condition::Parse(plan.until);
+    if (!c.ok()) return PlanError("/until", c.status().message());
+  }
+  if (doc.contains("inputs")) {
+    if (!doc["inputs"].is_object()) return PlanError("/inputs", "inputs must be an object of unique_id: value");
+    plan.inputs = doc["inputs"];
+  }
+  if (!doc.contains("stages") || !doc["stages"].is_array() || doc["stages"].empty()) {
+    return PlanError("/stages", "stages must be a non-empty array");
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < doc["stages"].size(); ++i) {
+    const json& s = doc["stages"][i];
+    const std::string at = "/stages/" + std::to_string(i);
+    if (!s.is_object()) return PlanError(at, "a stage must be an object");
+    StageSpec stage;
+    stage.name = s.value("name", "stage" + std::to_string(i));
+    if (!names.insert(stage.name).second) return PlanError(at + "/name", "duplicate stage name '" + stage.name + "'");
+    if (!s.contains("workflows") || !s["workflows"].is_array() || s["workflows"].empty()) {
+      return PlanError(at + "/workflows", "workflows must be a non-empty array of file paths");
+    }
+    for (size_t w = 0; w < s["workflows"].size(); ++w) {
+      if (!s["workflows"][w].is_string()) return PlanError(at + "/workflows/" + std::to_string(w), "expected a file path");
+      std::filesystem::path p = s["workflows"][w].get<std::string>();
+      if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+      stage.workflows.push_back(p.lexically_normal().string());
+    }
+    if (s.contains("when")) {
+      if (!s["when"].is_string()) return PlanError(at + "/when", "when must be a string expression");
+      stage.when = s["when"].get<std::string>();
+      auto c = Condition::Parse(stage.when);
+      if (!c.ok()) return PlanError(at + "/when", c.status().message());
+    }
+    const std::string policy = s.value("on_error", "stop");
+    if (policy == "stop") {
+      stage.on_error = ErrorPolicy::kStop;
+    } else if (policy == "skip") {
+      stage.on_error = ErrorPolicy::kSkip;
+    } else if (policy == "retry") {
+      stage.on_error = ErrorPolicy::kRetry;
+    } else {
+      return PlanError(at + "/on_error", "on_error must be \"stop\", \"skip\" or \"retry\", not \"" + policy + "\"");
+    }
+    if (s.contains("retries")) {
+      if (!s["retries"].is_number_integer() || s["retries"].get<int64_t>() < 0 || s["retries"].get<int64_t>() > 1000) {
+        return PlanError(at + "/retries", "retries must be an integer from 0 to 1000");
+      }
+      stage.retries = s["retries"].get<int>();
+    } else if (stage.on_error == ErrorPolicy::kRetry) {
+      stage.retries = 1;
+    }
+    plan.stages.push_back(std::move(stage));
+  }
+  return plan;
+}
+
+json LoopPlanToJson(const LoopPlan& plan) {
+  json j = {{"max_iterations", plan.max_iterations}, {"inputs", plan.inputs}, {"stages", json::array()}};
+  if (!plan.until.empty()) j["until"] = plan.until;
+  for (const StageSpec& s : plan.stages) {
+    json stage = {{"name", s.name}, {"workflows", s.workflows}, {"retries", s.retries},
+                  {"on_error", s.on_error == ErrorPolicy::kStop ? "stop" : s.on_error == ErrorPolicy::kSkip ? "skip" : "retry"}};
+    if (!s.when.empty()) stage["when"] = s.when;
+    j["stages"].push_back(stage);
+  }
+  return j;
+}
+
+Result<std::vector<Stage>> PrepareStages(const LoopPlan& plan, const WorkflowLoader& load) {
+  std::vector<Stage> stages;
+  size_t index = 0;
+  for (const StageSpec& spec : plan.stages) {
+    Stage stage;
+    stage.name = spec.name;
+    stage.on_error = spec.on_error;
+    stage.retries = spec.retries;
+    if (!spec.when.empty()) {
+      DISCOMFORT_ASSIGN_OR_RETURN(Condition when, Condition::Parse(spec.when));
+      stage.when = std::move(when);
+    }
+    for (const std::string& path : spec.workflows) {
+      auto prompt = load(path);
+      if (!prompt.ok()) {
+        Status st = prompt.TakeStatus();
+        st.where().stage = spec.name;
+        if (st.where().workflow.empty()) st.where().workflow = path;
+        return st;
+      }
+      const std::string name = std::filesystem::path(path).filename().string();
+      auto prepared = PrepareWorkflow({name, *prompt}, index++);
+      if (!prepared.ok()) {
+        Status st = prepared.TakeStatus();
+        st.where().stage = spec.name;
+        return st;
+      }
+      stage.workflows.push_back(std::move(prepared).value());
+    }
+    stages.push_back(std::move(stage));
+  }
+  return stages;
+}
+
+}  // namespace discomfort::engine

@@ -1,0 +1,52 @@
+// Loop plans: the JSON structure behind `discomfort run --plan PLAN.json` (and the same
+// structure in the C++ and Python APIs).
+//
+// {
+//   "max_iterations": 20,                       // required, >= 0
+//   "until": "score > 0.9 && iteration >= 3",   // optional, checked after each iteration
+//   "inputs": {"prompt": "a fox", "seed": 1},   // optional, put into the context first
+//   "stages": [                                 // required, run in order every iteration
+//     {"name": "generate", "workflows": ["gen.json", "score.json"],
+//      "when": "iteration % 2 == 0",            // optional
+//      "on_error": "stop" | "skip" | "retry",   // optional, default "stop"
+//      "retries": 2}                            // with "retry": extra attempts, then stop
+//   ]
+// }
+// Workflow paths are relative to the plan file's folder.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/loop.h"
+#include "graph/status.h"
+
+namespace discomfort::engine {
+
+struct StageSpec {
+  std::string name;
+  std::vector<std::string> workflows;  // resolved paths
+  std::string when;                    // empty: always
+  ErrorPolicy on_error = ErrorPolicy::kStop;
+  int retries = 0;
+};
+
+struct LoopPlan {
+  int max_iterations = 1;
+  std::string until;  // empty: run max_iterations
+  nlohmann::json inputs = nlohmann::json::object();
+  std::vector<StageSpec> stages;
+};
+
+// Checks the structure and the condition syntax; errors carry a JSON pointer into the plan.
+Result<LoopPlan> ParseLoopPlan(const nlohmann::json& plan, const std::string& base_dir);
+nlohmann::json LoopPlanToJson(const LoopPlan& plan);
+
+// Builds runnable stages from a plan, given a loader that reads a workflow file into an API prompt.
+using WorkflowLoader = std::function<Result<nlohmann::json>(const std::string& path)>;
+Result<std::vector<Stage>> PrepareStages(const LoopPlan& plan, const WorkflowLoader& load);
+
+}  // namespace discomfort::engine

@@ -1,0 +1,810 @@
+#include "graph/ui_to_api.h"
+
+#include <map>
+#include <memory>
+#include <set>
+
+#include "graph/api_prompt.h"
+
+namespace discomfort::graph {
+namespace {
+
+using nlohmann::json;
+
+// Deeper than any sane chain of reroutes/bypasses/subgraph boundaries: a loop in the links.
+constexpr int kMaxResolveDepth = 4096;
+constexpr int kMaxSubgraphNesting = 64;
+
+bool IsControlValue(const json& v) {
+  if (v.is_boolean()) return true;  // 2023 saves: the old "randomize" checkbox
+  if (!v.is_string()) return false;
+  const std::string s = v.get<std::string>();
+  return s == "fixed" || s == "increment" || s == "decrement" || s == "randomize" ||
+         s == "increment-wrap";
+}
+
+json WrapForPrompt(const json& v) {
+  if (v.is_array()) return json{{"__value__", v}};
+  return v;
+}
+
+struct WidgetValue {
+  std::string name;
+  json value;
+  bool to_prompt = true;
+};
+
+// What an input resolves to: nothing (dropped), a link to a real node, or a promoted widget value.
+struct Resolved {
+  enum class Kind { kNone, kLink, kValue } kind = Kind::kNone;
+  std::string node_id;
+  int slot = 0;
+  json value;
+};
+
+struct EffectiveInput {
+  std::string name;
+  std::string type;
+  std::optional<int64_t> link;
+};
+
+// A legacy group node's definition turned into a subgraph-like graph (ids = index in nodes[]).
+struct GroupWidget {
+  std::string inner_id;
+  std::string widget;
+  int control_slots = 0;
+};
+struct GroupDef {
+  UiGraph graph;
+  std::vector<GroupWidget> widgets;
+};
+
+class Converter {
+ public:
+  Converter(const UiWorkflow& wf, const NodeDefinitions& defs, const ConvertOptions& options)
+      : wf_(wf), defs_(defs), options_(options) {}
+
+  Result<json> Run() {
+    for (const auto& [name, def] : wf_.group_nodes.items()) {
+      auto group = BuildGroupDef(name, def);
+      if (!group.ok()) return group.TakeStatus();
+      groups_.emplace(name, std::move(group).value());
+    }
+    DISCOMFORT_RETURN_IF_ERROR(Expand(wf_.root, nullptr, 0));
+    json output = json::object();
+    for (const Dto& dto : order_) {
+      DISCOMFORT_ASSIGN_OR_RETURN(json entry, Emit(dto));
+      output[dto.exec_id] = std::move(entry);
+    }
+    // A link whose origin was not emitted cannot be executed: drop it (graphToPrompt step 5).
+    for (auto& [id, entry] : output.items()) {
+      json& inputs = entry["inputs"];
+      std::vector<std::string> dangling;
+      for (const auto& [name, value] : inputs.items()) {
+        if (auto link = AsLink(value); link && !output.contains(link->node_id)) {
+          dangling.push_back(name);
+        }
+      }
+      for (const std::string& name : dangling) inputs.erase(name);
+    }
+    return output;
+  }
+
+ private:
+  struct Instance;
+  struct Dto {
+    const UiGraph* graph = nullptr;
+    const UiNode* node = nullptr;
+    const Instance* parent = nullptr;  // the subgraph / group instance this node sits in
+    std::string exec_id;
+  };
+  struct Instance {
+    Dto dto;
+    const UiGraph* definition = nullptr;
+    std::vector<std::optional<json>> promoted;  // per instance input: promoted widget value
+    std::map<std::string, std::map<std::string, json>> overrides;  // inner node -> widget -> value
+  };
+
+  // ---- errors -------------------------------------------------------------------------------
+  Status NodeStatus(ErrorCode code, const Dto& dto, std::string message, std::string input = {},
+                    std::string pointer = {}) const {
+    ErrorLocation where;
+    where.workflow = options_.source_name;
+    where.node_id = dto.exec_id;
+    where.class_type = dto.node->type;
+    where.input_name = std::move(input);
+    where.json_pointer = pointer.empty() ? dto.node->json_pointer : std::move(pointer);
+    return Status(code, std::move(message), std::move(where));
+  }
+
+  // ---- classification -----------------------------------------------------------------------
+  const UiGraph* InstanceDefinition(const UiNode& node) const {
+    auto sg = wf_.subgraphs.find(node.type);
+    if (sg != wf_.subgraphs.end()) return &sg->second;
+    if (auto name = wf_.GroupNodeName(node.type)) {
+      auto it = groups_.find(*name);
+      if (it != groups_.end()) return &it->second.graph;
+    }
+    return nullptr;
+  }
+
+  static std::string Prefix(const Instance* parent) {
+    return parent == nullptr ? std::string() : parent->dto.exec_id + ":";
+  }
+
+  // ---- widgets ------------------------------------------------------------------------------
+  Status AssignWidget(const Dto& dto, const WidgetSpec& spec, const json& v, size_t index,
+                      WidgetValue* out) const {
+    if (v.is_null()) {
+      if (spec.IsNumeric()) return Status::Ok();      // null numbers keep their default
+      if (spec.type == "COMBO") return Status::Ok();  // a null combo becomes options[0]
+      out->value = v;
+      return Status::Ok();
+    }
+    auto mismatch = [&](const char* expected) {
+      const std::string pointer =
+          dto.node->json_pointer + "/widgets_values/" + std::to_string(index);
+      return NodeStatus(ErrorCode::kTypeMismatch, dto,
+                        "widget '" + spec.name + "' expects " + expected + ", got " + v.dump() +
+                            " (widgets_values does not match the node definition)",
+                        spec.name, pointer);
+    };
+    if (spec.IsNumeric() && !v.is_number())
+      return mismatch(spec.type == "INT" ? "an integer" : "a number");
+    if (spec.type == "BOOLEAN" && !v.is_boolean()) return mismatch("a boolean");
+    if ((spec.type == "STRING" || spec.type == "MARKDOWN" || spec.type == "TEXTAREA") &&
+        (v.is_object() || v.is_array())) {
+      return mismatch("a string");
+    }
+    if (spec.type == "COMBO" && v.is_object()) return mismatch("one of the combo's options");
+    out->value = v;
+    return Status::Ok();
+  }
+
+  // Positional widgets_values with the tolerant control-slot rule; dict widgets_values by name.
+  Result<std::vector<WidgetValue>> ComputeWidgets(const Dto& dto, const NodeDef& def) const {
+    std::vector<WidgetValue> values;
+    values.reserve(def.widgets.size());
+    for (const WidgetSpec& w : def.widgets)
+      values.push_back({w.name, w.default_value, w.to_prompt});
+    const json& wv = dto.node->widgets_values;
+    if (wv.is_object()) {
+      for (size_t k = 0; k < def.widgets.size(); ++k) {
+        auto it = wv.find(def.widgets[k].name);
+        if (it == wv.end()) continue;
+        DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, def.widgets[k], *it, k, &values[k]));
+      }
+    } else if (wv.is_array()) {
+      std::vector<size_t> slots = SlotIndexes(def, wv.size());
+      size_t i = 0;
+      for (size_t k = 0; k < def.widgets.size(); ++k) {
+        const WidgetSpec& w = def.widgets[k];
+        if (i >= slots.size()) break;  // a short list keeps the defaults of the rest
+        const size_t at = slots[i++];
+        DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, wv[at], at, &values[k]));
+        if (w.control_slots > 0 && i < slots.size() && IsControlValue(wv[slots[i]])) {
+          ++i;
+          if (w.control_slots > 1 && i < slots.size() && wv[slots[i]].is_string()) ++i;
+        }
+      }
+    } else if (!wv.is_null()) {
+      return NodeStatus(ErrorCode::kParse, dto, "widgets_values must be an array or an object", {},
+                        dto.node->json_pointer + "/widgets_values");
+    }
+    for (size_t k = 0; k < def.widgets.size(); ++k) {
+      const WidgetSpec& w = def.widgets[k];
+      json& v = values[k].value;
+      if (w.type == "COMBO" && v.is_null()) {
+        const InputSpec* in = def.FindInput(w.name);
+        if (in != nullptr && !in->combo_values.empty()) v = in->combo_values[0];
+      }
+      // app.ts load fix-up for samplers saved as "sample_<name>".
+      if ((def.name == "KSampler" || def.name == "KSamplerAdvanced") && w.name == "sampler_name" &&
+          v.is_string() && v.get<std::string>().rfind("sample_", 0) == 0) {
+        v = v.get<std::string>().substr(7);
+      }
+    }
+    return values;
+  }
+
+  // Indexes into widgets_values that belong to widgets. Frontends before 1.16 saved a slot for
+  // forceInput inputs; when the length says so, those slots are skipped (migrateWidgetsValues).
+  static std::vector<size_t> SlotIndexes(const NodeDef& def, size_t size) {
+    std::vector<size_t> all(size);
+    for (size_t i = 0; i < size; ++i) all[i] = i;
+    bool any_forced = false;
+    size_t legacy_count = 0;
+    std::vector<bool> forced_slot;
+    for (const InputSpec& in : def.inputs) {
+      if (!in.is_widget && !in.force_input) continue;
+      any_forced |= in.force_input;
+      const bool control = (in.type == "INT" && (in.name == "seed" || in.name == "noise_seed")) ||
+                           (in.options.contains("control_after_generate") &&
+                            !in.options["control_after_generate"].is_null() &&
+                            in.options["control_after_generate"] != false);
+      const size_t n = control ? 2 : 1;
+      legacy_count += n;
+      for (size_t k = 0; k < n; ++k) forced_slot.push_back(in.force_input);
+    }
+    if (!any_forced || legacy_count != size) return all;
+    std::vector<size_t> kept;
+    for (size_t i = 0; i < size; ++i) {
+      if (!forced_slot[i]) kept.push_back(i);
+    }
+    return kept;
+  }
+
+  // PrimitiveNode.applyToGraph: its value is pushed into the target widgets of its links.
+  void ApplyPrimitive(const Dto& dto, std::vector<WidgetValue>* values) const {
+    for (const UiInput& input : dto.node->inputs) {
+      if (!input.link) continue;
+      const UiLink* link = dto.graph->FindLink(*input.link);
+      if (link == nullptr) continue;  // reported when the input is resolved
+      const UiNode* origin = dto.graph->FindNode(link->origin_id);
+      if (origin == nullptr || origin->type != kPrimitiveNodeType) continue;
+      if (!origin->widgets_values.is_array() || origin->widgets_values.empty()) continue;
+      const json& value = origin->widgets_values[0];
+      if (value.is_null()) continue;
+      const std::string widget = input.widget_name.empty() ? input.name : input.widget_name;
+      for (WidgetValue& w : *values) {
+        if (w.name == widget) w.value = value;
+      }
+    }
+  }
+
+  // ---- inputs of a node as the frontend sees them after configure ---------------------------
+  std::vector<EffectiveInput> EffectiveInputs(const Dto& dto) const {
+    std::vector<EffectiveInput> out;
+    const UiNode& node = *dto.node;
+    if (const UiGraph* def = InstanceDefinition(node)) {
+      for (size_t k = 0; k < def->inputs.size(); ++k) {
+        EffectiveInput in{def->inputs[k].name, def->inputs[k].type, std::nullopt};
+        if (k < node.inputs.size()) in.link = node.inputs[k].link;
+        out.push_back(std::move(in));
+      }
+      return out;
+    }
+    const NodeDef* def = IsVirtualNodeType(node.type) ? nullptr : defs_.Find(node.type);
+    if (def == nullptr) {
+      for (const UiInput& in : node.inputs) out.push_back({in.name, in.type, in.link});
+      return out;
+    }
+    std::set<std::string> named;
+    for (const InputSpec& spec : def->inputs) {
+      EffectiveInput in{spec.name, spec.type, std::nullopt};
+      int idx = node.InputIndexByName(spec.name);
+      if (idx >= 0) in.link = node.inputs[idx].link;
+      named.insert(spec.name);
+      out.push_back(std::move(in));
+    }
+    for (const UiInput& in : node.inputs) {
+      if (!named.count(in.name)) out.push_back({in.name, in.type, in.link});
+    }
+    return out;
+  }
+
+  std::string OutputType(const Dto& dto, int slot) const {
+    if (const UiGraph* def = InstanceDefinition(*dto.node)) {
+      return slot >= 0 && slot < static_cast<int>(def->outputs.size()) ? def->outputs[slot].type
+                                                                       : "";
+    }
+    if (!IsVirtualNodeType(dto.node->type)) {
+      if (const NodeDef* def = defs_.Find(dto.node->type)) return def->OutputType(slot);
+    }
+    if (slot >= 0 && slot < static_cast<int>(dto.node->outputs.size())) {
+      return dto.node->outputs[slot].type;
+    }
+    return "";
+  }
+
+  std::string ConsumerType(const UiNode& node, const UiInput& input) const {
+    if (const NodeDef* def = defs_.Find(node.type)) {
+      std::string type = def->InputType(input.name);
+      if (!type.empty()) return type;
+    }
+    return input.type;
+  }
+
+  // ExecutableNodeDTO._getBypassSlotIndex: which input of a bypassed node stands in for `slot`.
+  int BypassSlotIndex(const Dto& dto, int slot, const std::string& type) const {
+    const std::vector<EffectiveInput> inputs = EffectiveInputs(dto);
+    const int n = static_cast<int>(inputs.size());
+    if (n == 0) return -1;
+    if (type.empty() || type == "*") return slot < n ? slot : 0;
+    const std::string out_type = OutputType(dto, slot);
+    if (slot >= 0 && slot < n && TypesCompatible(inputs[slot].type, out_type) &&
+        TypesCompatible(inputs[slot].type, type)) {
+      return slot;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (inputs[i].type == type) return i;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (TypesCompatible(inputs[i].type, out_type) && TypesCompatible(inputs[i].type, type)) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  // ---- link resolution ----------------------------------------------------------------------
+  Result<Resolved> ResolveLink(const Dto& consumer, int64_t link_id, const std::string& type,
+                               int depth) const {
+    if (depth > kMaxResolveDepth) {
+      return NodeStatus(ErrorCode::kCycle, consumer,
+                        "links loop through bypassed, virtual or subgraph nodes");
+    }
+    const UiLink* link = consumer.graph->FindLink(link_id);
+    if (link == nullptr) {
+      return NodeStatus(ErrorCode::kNotFound, consumer,
+                        "an input refers to link " + std::to_string(link_id) +
+                            ", which is not in the graph's links");
+    }
+    if (link->origin_id == kSubgraphInputId) {
+      return ResolveBoundaryInput(consumer, consumer.parent, link->origin_slot, type, depth + 1);
+    }
+    const UiNode* origin = consumer.graph->FindNode(link->origin_id);
+    if (origin == nullptr) {
+      return NodeStatus(ErrorCode::kNotFound, consumer,
+                        "link " + std::to_string(link_id) + " comes from node " + link->origin_id +
+                            ", which does not exist");
+    }
+    Dto origin_dto{consumer.graph, origin, consumer.parent, Prefix(consumer.parent) + origin->id};
+    return ResolveOutput(origin_dto, link->origin_slot, type, depth + 1);
+  }
+
+  // Instance input `slot`, reached from inside its definition through the -10 boundary node.
+  Result<Resolved> ResolveBoundaryInput(const Dto& consumer, const Instance* instance, int slot,
+                                        const std::string& type, int depth) const {
+    if (instance == nullptr) {
+      return NodeStatus(ErrorCode::kParse, consumer,
+                        "a link comes from the subgraph input node (-10) outside a subgraph");
+    }
+    const UiNode& node = *instance->dto.node;
+    if (slot >= 0 && slot < static_cast<int>(node.inputs.size()) && node.inputs[slot].link) {
+      return ResolveLink(instance->dto, *node.inputs[slot].link, type, depth + 1);
+    }
+    if (slot >= 0 && slot < static_cast<int>(instance->promoted.size()) &&
+        instance->promoted[slot]) {
+      Resolved r;
+      r.kind = Resolved::Kind::kValue;
+      r.value = *instance->promoted[slot];
+      return r;
+    }
+    return Resolved{};
+  }
+
+  Result<Resolved> ResolveOutput(const Dto& dto, int slot, const std::string& type,
+                                 int depth) const {
+    if (depth > kMaxResolveDepth) {
+      return NodeStatus(ErrorCode::kCycle, dto,
+                        "links loop through bypassed, virtual or subgraph nodes");
+    }
+    const UiNode& node = *dto.node;
+    if (node.mode == kModeNever) return Resolved{};
+    if (node.mode == kModeBypass) {
+      const int index = BypassSlotIndex(dto, slot, type);
+      if (index < 0) return Resolved{};
+      const std::vector<EffectiveInput> inputs = EffectiveInputs(dto);
+      if (!inputs[index].link) return Resolved{};
+      return ResolveLink(dto, *inputs[index].link, type, depth + 1);
+    }
+    if (const UiGraph* def = InstanceDefinition(node)) {
+      auto it = instances_.find(dto.exec_id);
+      if (it == instances_.end()) return Resolved{};
+      const Instance* instance = it->second.get();
+      const UiLink* inner = nullptr;
+      if (slot >= 0 && slot < static_cast<int>(def->outputs.size())) {
+        for (int64_t id : def->outputs[slot].link_ids) {
+          if ((inner = def->FindLink(id)) != nullptr) break;
+        }
+      }
+      if (inner == nullptr) {
+        for (const auto& [id, link] : def->links) {
+          if (link.target_id == kSubgraphOutputId && link.target_slot == slot) {
+            inner = &link;
+            break;
+          }
+        }
+      }
+      if (inner == nullptr) return Resolved{};
+      if (inner->origin_id == kSubgraphInputId) {
+        return ResolveBoundaryInput(dto, instance, inner->origin_slot, type, depth + 1);
+      }
+      const UiNode* origin = def->FindNode(inner->origin_id);
+      if (origin == nullptr) {
+        return NodeStatus(ErrorCode::kNotFound, dto,
+                          "subgraph output " + std::to_string(slot) + " comes from node " +
+                              inner->origin_id + ", which is not in the subgraph");
+      }
+      Dto inner_dto{def, origin, instance, Prefix(instance) + origin->id};
+      return ResolveOutput(inner_dto, inner->origin_slot, type, depth + 1);
+    }
+    if (node.type == kRerouteType) {
+      if (slot >= 0 && slot < static_cast<int>(node.inputs.size()) && node.inputs[slot].link) {
+        return ResolveLink(dto, *node.inputs[slot].link, type, depth + 1);
+      }
+      return Resolved{};
+    }
+    if (IsVirtualNodeType(node.type)) return Resolved{};  // PrimitiveNode, Note: no inputs
+    Resolved r;
+    r.kind = Resolved::Kind::kLink;
+    r.node_id = dto.exec_id;
+    r.slot = slot;
+    return r;
+  }
+
+  // ---- flattening ---------------------------------------------------------------------------
+  Status Expand(const UiGraph& graph, const Instance* parent, int nesting) {
+    if (nesting > kMaxSubgraphNesting) {
+      return NodeStatus(ErrorCode::kCycle, parent->dto,
+                        "subgraphs nest deeper than " + std::to_string(kMaxSubgraphNesting) +
+                            " levels (a subgraph contains itself?)");
+    }
+    for (const UiNode& node : graph.nodes) {
+      Dto dto{&graph, &node, parent, Prefix(parent) + node.id};
+      if (const UiGraph* def = InstanceDefinition(node)) {
+        // Muted and bypassed instances are not expanded (newest ExecutableNodeDTO).
+        if (node.mode == kModeNever || node.mode == kModeBypass) continue;
+        auto instance = std::make_unique<Instance>();
+        instance->dto = dto;
+        instance->definition = def;
+        DISCOMFORT_RETURN_IF_ERROR(FillInstanceValues(instance.get()));
+        const Instance* raw = instance.get();
+        instances_[dto.exec_id] = std::move(instance);
+        DISCOMFORT_RETURN_IF_ERROR(Expand(*def, raw, nesting + 1));
+        continue;
+      }
+      if (IsVirtualNodeType(node.type)) continue;
+      if (node.mode == kModeNever || node.mode == kModeBypass) continue;
+      if (!defs_.Has(node.type)) {
+        std::string hint = node.type.rfind("workflow", 0) == 0
+                               ? " (a legacy group node whose definition is missing from "
+                                 "extra.groupNodes?)"
+                               : " (a custom node that is not installed, or a renamed node?)";
+        return NodeStatus(
+            ErrorCode::kNotFound, dto,
+            "unknown node type '" + node.type + "': not in the node definitions" + hint);
+      }
+      order_.push_back(dto);
+    }
+    return Status::Ok();
+  }
+
+  // Per-instance widget values: promoted widgets (subgraphs) or group widgets (legacy groups).
+  Status FillInstanceValues(Instance* instance) {
+    const UiNode& node = *instance->dto.node;
+    const UiGraph& def = *instance->definition;
+    const json& wv = node.widgets_values;
+    if (auto group = wf_.GroupNodeName(node.type)) {
+      const GroupDef& g = groups_.at(*group);
+      if (!wv.is_array()) return Status::Ok();
+      size_t i = 0;
+      for (const GroupWidget& w : g.widgets) {
+        if (i >= wv.size()) break;
+        const json& v = wv[i++];
+        if (!v.is_null()) instance->overrides[w.inner_id][w.widget] = v;
+        if (w.control_slots > 0 && i < wv.size() && IsControlValue(wv[i])) {
+          ++i;
+          if (w.control_slots > 1 && i < wv.size() && wv[i].is_string()) ++i;
+        }
+      }
+      return Status::Ok();
+    }
+    // proxyWidgets era: values positional over properties.proxyWidgets.
+    const json& proxies = JsonMember(node.properties, "proxyWidgets", JsonNull());
+    if (proxies.is_array() && !proxies.empty()) {
+      if (!wv.is_array()) return Status::Ok();
+      for (size_t i = 0; i < proxies.size() && i < wv.size(); ++i) {
+        const json& p = proxies[i];
+        if (!p.is_array() || p.size() < 2 || !p[1].is_string()) continue;
+        auto inner = NodeIdToString(p[0]);
+        if (!inner || *inner == "-1" || wv[i].is_null()) continue;
+        instance->overrides[*inner][p[1].get<std::string>()] = wv[i];
+      }
+      return Status::Ok();
+    }
+    // io-widget era: one value per instance input that feeds an inner widget.
+    instance->promoted.assign(def.inputs.size(), std::nullopt);
+    size_t next = 0;
+    for (size_t k = 0; k < def.inputs.size(); ++k) {
+      if (!InputFeedsWidget(def, k, node)) continue;
+      const size_t at = next++;
+      if (wv.is_array() && at < wv.size()) {
+        instance->promoted[k] = wv[at];
+      } else if (wv.is_object() && wv.contains(def.inputs[k].name)) {
+        instance->promoted[k] = wv[def.inputs[k].name];
+      }
+    }
+    return Status::Ok();
+  }
+
+  bool InputFeedsWidget(const UiGraph& def, size_t k, const UiNode& instance) const {
+    if (k < instance.inputs.size() && !instance.inputs[k].widget_name.empty()) return true;
+    for (int64_t id : def.inputs[k].link_ids) {
+      const UiLink* link = def.FindLink(id);
+      if (link == nullptr) continue;
+      const UiNode* target = def.FindNode(link->target_id);
+      if (target == nullptr) continue;
+      int idx = target->InputIndexOfLink(id);
+      if (idx < 0) idx = link->target_slot;
+      if (idx < 0 || idx >= static_cast<int>(target->inputs.size())) continue;
+      const UiInput& in = target->inputs[idx];
+      if (!in.widget_name.empty()) return true;
+      if (const NodeDef* nd = defs_.Find(target->type); nd && nd->FindWidget(in.name)) return true;
+    }
+    return false;
+  }
+
+  // ---- emission -----------------------------------------------------------------------------
+  Result<json> Emit(const Dto& dto) const {
+    const UiNode& node = *dto.node;
+    const NodeDef& def = *defs_.Find(node.type);
+    DISCOMFORT_ASSIGN_OR_RETURN(std::vector<WidgetValue> widgets, ComputeWidgets(dto, def));
+    ApplyPrimitive(dto, &widgets);
+    if (dto.parent != nullptr) {
+      auto it = dto.parent->overrides.find(node.id);
+      if (it != dto.parent->overrides.end()) {
+        for (WidgetValue& w : widgets) {
+          auto v = it->second.find(w.name);
+          if (v != it->second.end()) w.value = v->second;
+        }
+      }
+    }
+    json inputs = json::object();
+    for (const WidgetValue& w : widgets) {
+      if (w.to_prompt) inputs[w.name] = WrapForPrompt(w.value);
+    }
+    for (const UiInput& input : node.inputs) {
+      if (!input.link || input.name.empty()) continue;
+      DISCOMFORT_ASSIGN_OR_RETURN(Resolved r,
+                                  ResolveLink(dto, *input.link, ConsumerType(node, input), 0));
+      if (r.kind == Resolved::Kind::kLink) {
+        inputs[input.name] = MakeLink({r.node_id, r.slot});
+      } else if (r.kind == Resolved::Kind::kValue) {
+        inputs[input.name] = WrapForPrompt(r.value);
+      }
+    }
+    json entry = {{"inputs", std::move(inputs)}, {"class_type", node.type}};
+    if (options_.include_meta) {
+      entry["_meta"] = {{"title", node.title ? *node.title : def.display_name}};
+    }
+    return entry;
+  }
+
+  // ---- legacy group nodes -------------------------------------------------------------------
+  Result<GroupDef> BuildGroupDef(const std::string& name, const json& def) const {
+    const std::string pointer = "/extra/groupNodes/" + name;
+    ErrorLocation where;
+    where.workflow = options_.source_name;
+    where.json_pointer = pointer;
+    where.class_type = "workflow>" + name;
+    if (!def.is_object() || !def.contains("nodes") || !def["nodes"].is_array()) {
+      return Status(ErrorCode::kParse, "a group node definition needs a 'nodes' array", where);
+    }
+    GroupDef group;
+    UiGraph& g = group.graph;
+    g.id = "workflow>" + name;
+    g.name = name;
+    g.json_pointer = pointer;
+    const json& nodes = def["nodes"];
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      json node_json = nodes[i];
+      if (node_json.is_object()) node_json["id"] = static_cast<int64_t>(i);
+      // ParseUiWorkflow's node parser is internal; reuse it through a one-node workflow.
+      json one = {{"nodes", json::array({node_json})}, {"links", json::array()}};
+      auto parsed = ParseUiWorkflow(one, options_.source_name);
+      if (!parsed.ok()) {
+        Status st = parsed.TakeStatus();
+        st.where().json_pointer = pointer + "/nodes/" + std::to_string(i);
+        return st;
+      }
+      UiNode node = parsed->root.nodes[0];
+      node.json_pointer = pointer + "/nodes/" + std::to_string(i);
+      for (UiInput& in : node.inputs) in.link.reset();
+      for (UiOutput& out : node.outputs) out.links.clear();
+      g.node_index[node.id] = g.nodes.size();
+      g.nodes.push_back(std::move(node));
+    }
+    struct GroupLink {
+      std::optional<int> origin;
+      int origin_slot = 0, target = 0, target_slot = 0;
+      std::string type;
+    };
+    std::vector<GroupLink> links;
+    const json& raw_links = JsonMember(def, "links", JsonEmptyArray());
+    for (const json& l : raw_links) {
+      if (!l.is_array() || l.size() < 4 || !l[2].is_number_integer() || !l[3].is_number_integer()) {
+        continue;
+      }
+      GroupLink link;
+      if (l[0].is_number_integer()) link.origin = l[0].get<int>();
+      link.origin_slot = l[1].is_number_integer() ? l[1].get<int>() : 0;
+      link.target = l[2].get<int>();
+      link.target_slot = l[3].get<int>();
+      if (l.size() > 5 && l[5].is_string()) link.type = l[5].get<std::string>();
+      links.push_back(link);
+    }
+    int64_t next_link = 1;
+    auto add_link = [&](const std::string& origin, int origin_slot, const std::string& target,
+                        int target_slot, const std::string& type) {
+      UiLink link{next_link++, origin, origin_slot, target, target_slot, type};
+      if (auto it = g.node_index.find(target); it != g.node_index.end()) {
+        UiNode& t = g.nodes[it->second];
+        if (target_slot >= 0 && target_slot < static_cast<int>(t.inputs.size())) {
+          t.inputs[target_slot].link = link.id;
+        }
+      }
+      if (auto it = g.node_index.find(origin); it != g.node_index.end()) {
+        UiNode& o = g.nodes[it->second];
+        if (origin_slot >= 0 && origin_slot < static_cast<int>(o.outputs.size())) {
+          o.outputs[origin_slot].links.push_back(link.id);
+        }
+      }
+      g.links.emplace(link.id, link);
+      return link.id;
+    };
+    // Links inside the group.
+    for (const GroupLink& l : links) {
+      if (l.origin) {
+        add_link(std::to_string(*l.origin), l.origin_slot, std::to_string(l.target), l.target_slot,
+                 l.type);
+      }
+    }
+    auto internally_linked = [&](int node, int slot) {
+      for (const GroupLink& l : links) {
+        if (l.origin && l.target == node && l.target_slot == slot) return true;
+      }
+      return false;
+    };
+    // Group inputs: every inner socket not fed from inside, in node order (GroupNodeConfig).
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      UiNode& node = g.nodes[i];
+      for (size_t s = 0; s < node.inputs.size(); ++s) {
+        if (internally_linked(static_cast<int>(i), static_cast<int>(s))) continue;
+        const GroupLink* external = nullptr;
+        for (const GroupLink& l : links) {
+          if (!l.origin && l.target == static_cast<int>(i) &&
+              l.target_slot == static_cast<int>(s)) {
+            external = &l;
+          }
+        }
+        if (external == nullptr && !node.inputs[s].widget_name.empty()) continue;
+        UiSubgraphSlot slot;
+        slot.name = node.inputs[s].name;
+        slot.type = external && !external->type.empty() ? external->type : node.inputs[s].type;
+        const int k = static_cast<int>(g.inputs.size());
+        slot.link_ids.push_back(
+            add_link(kSubgraphInputId, k, node.id, static_cast<int>(s), slot.type));
+        g.inputs.push_back(std::move(slot));
+      }
+    }
+    // Group outputs: outputs not consumed inside, or consumed inside and listed as external.
+    const json& external = JsonMember(def, "external", JsonEmptyArray());
+    auto listed_external = [&](int node, int slot) {
+      if (!external.is_array()) return false;
+      for (const json& e : external) {
+        if (!e.is_array() || e.size() < 2 || !e[1].is_number_integer()) continue;
+        int idx = -1;
+        if (e[0].is_number_integer()) idx = e[0].get<int>();
+        if (e[0].is_object() && e[0].contains("index") && e[0]["index"].is_number_integer()) {
+          idx = e[0]["index"].get<int>();
+        }
+        if (idx == node && e[1].get<int>() == slot) return true;
+      }
+      return false;
+    };
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const UiNode& node = g.nodes[i];
+      if (IsVirtualNodeType(node.type)) continue;
+      for (size_t o = 0; o < node.outputs.size(); ++o) {
+        bool consumed = false;
+        for (const GroupLink& l : links) {
+          consumed |=
+              l.origin && *l.origin == static_cast<int>(i) && l.origin_slot == static_cast<int>(o);
+        }
+        if (consumed && !listed_external(static_cast<int>(i), static_cast<int>(o))) continue;
+        UiSubgraphSlot slot;
+        slot.name = node.outputs[o].name;
+        slot.type = node.outputs[o].type;
+        const int k = static_cast<int>(g.outputs.size());
+        slot.link_ids.push_back(
+            add_link(node.id, static_cast<int>(o), kSubgraphOutputId, k, slot.type));
+        g.outputs.push_back(std::move(slot));
+      }
+    }
+    // Group widgets: every inner widget not fed from inside and not hidden by the config.
+    const json& config = JsonMember(def, "config", JsonEmptyObject());
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const UiNode& node = g.nodes[i];
+      if (IsVirtualNodeType(node.type)) continue;
+      const NodeDef* nd = defs_.Find(node.type);
+      if (nd == nullptr) continue;  // reported as an unknown type when expanded
+      const json node_config =
+          config.is_object() ? config.value(std::to_string(i), json::object()) : json::object();
+      for (const WidgetSpec& w : nd->widgets) {
+        if (!w.to_prompt) continue;
+        bool hidden = false;
+        for (size_t s = 0; s < node.inputs.size(); ++s) {
+          const UiInput& in = node.inputs[s];
+          if ((in.widget_name == w.name || in.name == w.name) &&
+              internally_linked(static_cast<int>(i), static_cast<int>(s))) {
+            hidden = true;
+          }
+        }
+        if (node_config.is_object() && node_config.contains("input") &&
+            node_config["input"].is_object() && node_config["input"].contains(w.name) &&
+            node_config["input"][w.name].is_object() &&
+            node_config["input"][w.name].value("visible", true) == false) {
+          hidden = true;
+        }
+        if (!hidden) group.widgets.push_back({node.id, w.name, w.control_slots});
+      }
+    }
+    return group;
+  }
+
+  const UiWorkflow& wf_;
+  const NodeDefinitions& defs_;
+  const ConvertOptions& options_;
+  std::map<std::string, GroupDef> groups_;
+  std::map<std::string, std::unique_ptr<Instance>> instances_;
+  std::vector<Dto> order_;
+};
+
+}  // namespace
+
+Result<json> ConvertUiToApi(const UiWorkflow& workflow, const NodeDefinitions& defs,
+                            const ConvertOptions& options) {
+  try {
+    Converter converter(workflow, defs, options);
+    return converter.Run();
+  } catch (const std::exception& e) {
+    ErrorLocation where;
+    where.workflow = options.source_name;
+    return Status(ErrorCode::kInternal, std::string("conversion failed: ") + e.what(), where);
+  }
+}
+
+Result<json> ConvertUiToApi(const json& ui, const NodeDefinitions& defs,
+                            const ConvertOptions& options) {
+  DISCOMFORT_ASSIGN_OR_RETURN(UiWorkflow workflow, ParseUiWorkflow(ui, options.source_name));
+  return ConvertUiToApi(workflow, defs, options);
+}
+
+Result<json> ToApiPrompt(const json& doc, const NodeDefinitions* defs,
+                         const ConvertOptions& options) {
+  const WorkflowFormat format = DetectFormat(doc);
+  ErrorLocation where;
+  where.workflow = options.source_name;
+  switch (format) {
+    case WorkflowFormat::kApi: {
+      const bool body = doc.contains("prompt") && doc["prompt"].is_object() &&
+                        !doc["prompt"].contains("class_type");
+      json prompt = body ? doc["prompt"] : doc;
+      Status st = ValidateApiPrompt(prompt);
+      if (!st.ok()) {
+        st.where().workflow = options.source_name;
+        return st;
+      }
+      return prompt;
+    }
+    case WorkflowFormat::kUiV04:
+    case WorkflowFormat::kUiV1:
+      if (defs == nullptr) {
+        return Status(ErrorCode::kInvalidArgument,
+                      "this is a UI-format workflow: converting it to an API prompt needs node "
+                      "definitions (pass --object-info FILE, or run with the embedded ComfyUI)",
+                      where);
+      }
+      return ConvertUiToApi(doc, *defs, options);
+    case WorkflowFormat::kUnknown:
+      break;
+  }
+  return Status(ErrorCode::kParse,
+                "not a ComfyUI workflow: expected a UI workflow (with 'nodes') or an API prompt "
+                "(an object of {class_type, inputs} nodes)",
+                where);
+}
+
+}  // namespace discomfort::graph

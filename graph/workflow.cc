@@ -1,0 +1,418 @@
+#include "graph/workflow.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace discomfort::graph {
+namespace {
+
+using nlohmann::json;
+
+Status ParseError(const std::string& pointer, std::string message, const std::string& source,
+                  const std::string& node_id = {}) {
+  ErrorLocation where;
+  where.workflow = source;
+  where.json_pointer = pointer;
+  where.node_id = node_id;
+  return Status(ErrorCode::kParse, std::move(message), std::move(where));
+}
+
+// Integers may be saved as numbers, numeric strings, or (rarely) floats with no fraction.
+std::optional<int64_t> AsInteger(const json& v) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::isfinite(d) && std::floor(d) == d) return static_cast<int64_t>(d);
+    return std::nullopt;
+  }
+  if (v.is_string()) {
+    const std::string s = v.get<std::string>();
+    if (s.empty()) return std::nullopt;
+    size_t pos = 0;
+    try {
+      int64_t out = std::stoll(s, &pos);
+      if (pos == s.size()) return out;
+    } catch (...) {
+    }
+  }
+  return std::nullopt;
+}
+
+std::string TypeString(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  if (v.is_number_integer() && v.get<int64_t>() == 0) return "*";  // litegraph's "any" (0)
+  return v.dump();
+}
+
+Result<UiLink> ParseLink(const json& j, const std::string& pointer, const std::string& source) {
+  UiLink link;
+  json id, origin, origin_slot, target, target_slot, type;
+  if (j.is_array()) {
+    if (j.size() < 5) {
+      return ParseError(pointer,
+                        "a link must be [id, origin_id, origin_slot, target_id, target_slot, type]",
+                        source);
+    }
+    id = j[0];
+    origin = j[1];
+    origin_slot = j[2];
+    target = j[3];
+    target_slot = j[4];
+    if (j.size() > 5) type = j[5];
+  } else if (j.is_object()) {
+    id = j.value("id", json());
+    origin = j.value("origin_id", json());
+    origin_slot = j.value("origin_slot", json());
+    target = j.value("target_id", json());
+    target_slot = j.value("target_slot", json());
+    type = j.value("type", json());
+  } else {
+    return ParseError(pointer, "a link must be an array or an object", source);
+  }
+  auto link_id = AsInteger(id);
+  if (!link_id) return ParseError(pointer, "link id must be an integer, got " + id.dump(), source);
+  link.id = *link_id;
+  auto origin_id = NodeIdToString(origin);
+  auto target_id = NodeIdToString(target);
+  if (!origin_id || !target_id) {
+    return ParseError(
+        pointer, "link " + std::to_string(link.id) + " must name its origin and target node ids",
+        source);
+  }
+  link.origin_id = *origin_id;
+  link.target_id = *target_id;
+  auto os = AsInteger(origin_slot);
+  auto ts = AsInteger(target_slot);
+  if (!os || !ts) {
+    return ParseError(pointer, "link " + std::to_string(link.id) + " has a non-integer slot",
+                      source);
+  }
+  link.origin_slot = static_cast<int>(*os);
+  link.target_slot = static_cast<int>(*ts);
+  link.type = TypeString(type);
+  return link;
+}
+
+Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::string& source) {
+  if (!j.is_object()) return ParseError(pointer, "a node must be an object", source);
+  UiNode node;
+  node.json_pointer = pointer;
+  auto id = NodeIdToString(j.value("id", json()));
+  if (!id) return ParseError(pointer + "/id", "node has no id (number or string)", source);
+  node.id = *id;
+  const json& type = JsonMember(j, "type", JsonNull());
+  if (!type.is_string() || type.get<std::string>().empty()) {
+    return ParseError(pointer + "/type", "node " + node.id + " has no string 'type'", source,
+                      node.id);
+  }
+  node.type = type.get<std::string>();
+  if (j.contains("title") && j["title"].is_string()) node.title = j["title"].get<std::string>();
+  if (j.contains("mode")) {
+    auto mode = AsInteger(j["mode"]);
+    if (!mode)
+      return ParseError(pointer + "/mode", "node mode must be an integer", source, node.id);
+    node.mode = static_cast<int>(*mode);
+  }
+  if (j.contains("inputs") && !j["inputs"].is_null()) {
+    if (!j["inputs"].is_array()) {
+      return ParseError(pointer + "/inputs", "'inputs' must be an array", source, node.id);
+    }
+    for (size_t i = 0; i < j["inputs"].size(); ++i) {
+      const json& in = j["inputs"][i];
+      const std::string in_ptr = pointer + "/inputs/" + std::to_string(i);
+      if (!in.is_object()) return ParseError(in_ptr, "an input must be an object", source, node.id);
+      UiInput input;
+      input.name = in.value("name", json("")).is_string() ? in.value("name", std::string()) : "";
+      input.type = TypeString(in.value("type", json()));
+      if (in.contains("link") && !in["link"].is_null()) {
+        auto link = AsInteger(in["link"]);
+        if (!link) {
+          return ParseError(in_ptr + "/link", "input link must be a link id or null", source,
+                            node.id);
+        }
+        input.link = *link;
+      }
+      if (in.contains("widget") && in["widget"].is_object()) {
+        input.widget_name = in["widget"].value("name", std::string());
+      }
+      node.inputs.push_back(std::move(input));
+    }
+  }
+  if (j.contains("outputs") && !j["outputs"].is_null()) {
+    if (!j["outputs"].is_array()) {
+      return ParseError(pointer + "/outputs", "'outputs' must be an array", source, node.id);
+    }
+    for (size_t i = 0; i < j["outputs"].size(); ++i) {
+      const json& out = j["outputs"][i];
+      const std::string out_ptr = pointer + "/outputs/" + std::to_string(i);
+      if (!out.is_object()) {
+        return ParseError(out_ptr, "an output must be an object", source, node.id);
+      }
+      UiOutput output;
+      output.name = out.value("name", json("")).is_string() ? out.value("name", std::string()) : "";
+      output.type = TypeString(out.value("type", json()));
+      if (out.contains("links") && out["links"].is_array()) {
+        for (const json& l : out["links"]) {
+          if (auto id = AsInteger(l)) output.links.push_back(*id);
+        }
+      }
+      node.outputs.push_back(std::move(output));
+    }
+  }
+  if (j.contains("widgets_values")) node.widgets_values = j["widgets_values"];
+  if (j.contains("properties") && j["properties"].is_object()) node.properties = j["properties"];
+  return node;
+}
+
+Result<std::vector<UiSubgraphSlot>> ParseBoundary(const json& arr, const std::string& pointer,
+                                                  const std::string& source) {
+  std::vector<UiSubgraphSlot> slots;
+  if (arr.is_null()) return slots;
+  if (!arr.is_array()) return ParseError(pointer, "must be an array of slots", source);
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const json& s = arr[i];
+    if (!s.is_object()) {
+      return ParseError(pointer + "/" + std::to_string(i), "a slot must be an object", source);
+    }
+    UiSubgraphSlot slot;
+    slot.name = s.value("name", json("")).is_string() ? s.value("name", std::string()) : "";
+    slot.type = TypeString(s.value("type", json()));
+    if (s.contains("linkIds") && s["linkIds"].is_array()) {
+      for (const json& l : s["linkIds"]) {
+        if (auto id = AsInteger(l)) slot.link_ids.push_back(*id);
+      }
+    }
+    slots.push_back(std::move(slot));
+  }
+  return slots;
+}
+
+Status ParseGraph(const json& j, const std::string& pointer, const std::string& source,
+                  UiGraph* graph) {
+  graph->json_pointer = pointer;
+  const json& nodes = JsonMember(j, "nodes", JsonNull());
+  if (!nodes.is_array()) {
+    return ParseError(pointer + "/nodes", "a UI workflow needs a 'nodes' array", source);
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    DISCOMFORT_ASSIGN_OR_RETURN(
+        UiNode node, ParseNode(nodes[i], pointer + "/nodes/" + std::to_string(i), source));
+    if (graph->node_index.count(node.id)) {
+      return ParseError(pointer + "/nodes/" + std::to_string(i),
+                        "duplicate node id " + node.id + " (ids must be unique in a graph)", source,
+                        node.id);
+    }
+    graph->node_index[node.id] = graph->nodes.size();
+    graph->nodes.push_back(std::move(node));
+  }
+  const json& links = JsonMember(j, "links", JsonEmptyArray());
+  if (!links.is_array() && !links.is_null()) {
+    return ParseError(pointer + "/links", "'links' must be an array", source);
+  }
+  if (links.is_array()) {
+    for (size_t i = 0; i < links.size(); ++i) {
+      if (links[i].is_null()) continue;  // litegraph may leave holes
+      DISCOMFORT_ASSIGN_OR_RETURN(
+          UiLink link, ParseLink(links[i], pointer + "/links/" + std::to_string(i), source));
+      const int64_t id = link.id;
+      if (graph->links.emplace(id, std::move(link)).second) graph->link_order.push_back(id);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ParseSubgraphDefinitions(const json& definitions, const std::string& pointer,
+                                const std::string& source, UiWorkflow* wf) {
+  if (!definitions.is_object()) return Status::Ok();
+  const json& subgraphs = JsonMember(definitions, "subgraphs", JsonEmptyArray());
+  if (!subgraphs.is_array()) {
+    return ParseError(pointer + "/subgraphs", "'subgraphs' must be an array", source);
+  }
+  for (size_t i = 0; i < subgraphs.size(); ++i) {
+    const json& def = subgraphs[i];
+    const std::string def_ptr = pointer + "/subgraphs/" + std::to_string(i);
+    if (!def.is_object() || !def.contains("id") || !def["id"].is_string()) {
+      return ParseError(def_ptr, "a subgraph definition needs a string 'id'", source);
+    }
+    UiGraph graph;
+    graph.id = def["id"].get<std::string>();
+    graph.name = def.value("name", json("")).is_string() ? def.value("name", std::string()) : "";
+    DISCOMFORT_RETURN_IF_ERROR(ParseGraph(def, def_ptr, source, &graph));
+    DISCOMFORT_ASSIGN_OR_RETURN(
+        graph.inputs, ParseBoundary(def.value("inputs", json()), def_ptr + "/inputs", source));
+    DISCOMFORT_ASSIGN_OR_RETURN(
+        graph.outputs, ParseBoundary(def.value("outputs", json()), def_ptr + "/outputs", source));
+    if (def.contains("definitions")) {
+      DISCOMFORT_RETURN_IF_ERROR(
+          ParseSubgraphDefinitions(def["definitions"], def_ptr + "/definitions", source, wf));
+    }
+    wf->subgraphs.emplace(graph.id, std::move(graph));  // first definition of an id wins
+  }
+  return Status::Ok();
+}
+
+bool IsApiNode(const json& node) {
+  return node.is_object() && node.contains("class_type") && node["class_type"].is_string();
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> parts;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) parts.push_back(Lower(part));
+  return parts;
+}
+
+}  // namespace
+
+const char* WorkflowFormatName(WorkflowFormat format) {
+  switch (format) {
+    case WorkflowFormat::kUnknown:
+      return "unknown";
+    case WorkflowFormat::kUiV04:
+      return "ui-0.4";
+    case WorkflowFormat::kUiV1:
+      return "ui-1";
+    case WorkflowFormat::kApi:
+      return "api";
+  }
+  return "unknown";
+}
+
+WorkflowFormat DetectFormat(const json& doc) {
+  if (!doc.is_object()) return WorkflowFormat::kUnknown;
+  if (doc.contains("nodes") && doc["nodes"].is_array()) {
+    const json& version = JsonMember(doc, "version", JsonNull());
+    if (version.is_number() && version.get<double>() >= 1.0) return WorkflowFormat::kUiV1;
+    const json& links = JsonMember(doc, "links", JsonNull());
+    if (links.is_array() && !links.empty() && links[0].is_object()) return WorkflowFormat::kUiV1;
+    return WorkflowFormat::kUiV04;
+  }
+  if (doc.contains("prompt") && doc["prompt"].is_object()) return DetectFormat(doc["prompt"]);
+  if (doc.empty()) return WorkflowFormat::kUnknown;
+  for (const auto& [id, node] : doc.items()) {
+    if (!IsApiNode(node)) return WorkflowFormat::kUnknown;
+  }
+  return WorkflowFormat::kApi;
+}
+
+int UiNode::InputIndexOfLink(int64_t link_id) const {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].link && *inputs[i].link == link_id) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int UiNode::InputIndexByName(const std::string& name) const {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+const UiNode* UiGraph::FindNode(const std::string& node_id) const {
+  auto it = node_index.find(node_id);
+  return it == node_index.end() ? nullptr : &nodes[it->second];
+}
+
+const UiLink* UiGraph::FindLink(int64_t link_id) const {
+  auto it = links.find(link_id);
+  return it == links.end() ? nullptr : &it->second;
+}
+
+std::optional<std::string> UiWorkflow::GroupNodeName(const std::string& type) const {
+  for (const char* prefix : {"workflow>", "workflow/"}) {
+    const std::string p = prefix;
+    if (type.rfind(p, 0) == 0) {
+      std::string name = type.substr(p.size());
+      if (group_nodes.is_object() && group_nodes.contains(name)) return name;
+    }
+  }
+  return std::nullopt;
+}
+
+Result<UiWorkflow> ParseUiWorkflow(const json& doc, const std::string& source_name) {
+  UiWorkflow wf;
+  wf.source = source_name;
+  wf.format = DetectFormat(doc);
+  if (wf.format != WorkflowFormat::kUiV04 && wf.format != WorkflowFormat::kUiV1) {
+    return ParseError("",
+                      std::string("expected a UI-format workflow (an object with a 'nodes' "
+                                  "array), got ") +
+                          WorkflowFormatName(wf.format) + " format",
+                      source_name);
+  }
+  DISCOMFORT_RETURN_IF_ERROR(ParseGraph(doc, "", source_name, &wf.root));
+  if (doc.contains("definitions")) {
+    DISCOMFORT_RETURN_IF_ERROR(
+        ParseSubgraphDefinitions(doc["definitions"], "/definitions", source_name, &wf));
+  }
+  const json& extra = JsonMember(doc, "extra", JsonEmptyObject());
+  if (extra.is_object() && extra.contains("groupNodes") && extra["groupNodes"].is_object()) {
+    wf.group_nodes = extra["groupNodes"];
+  }
+  return wf;
+}
+
+Result<json> LoadJsonFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  ErrorLocation where;
+  where.workflow = path;
+  if (!in) return Status(ErrorCode::kIO, "cannot open file for reading", where);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) return Status(ErrorCode::kIO, "read failed", where);
+  json doc = json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    try {
+      [[maybe_unused]] json again = json::parse(buffer.str());
+    } catch (const json::parse_error& e) {
+      return Status(ErrorCode::kParse, std::string("malformed JSON: ") + e.what(), where);
+    }
+    return Status(ErrorCode::kParse, "malformed JSON", where);
+  }
+  return doc;
+}
+
+bool IsVirtualNodeType(const std::string& type) {
+  return type == kRerouteType || type == kPrimitiveNodeType || type == "Note" ||
+         type == "MarkdownNote";
+}
+
+bool TypesCompatible(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty() || a == "*" || b == "*") return true;
+  if (a == b) return true;
+  const std::string la = Lower(a), lb = Lower(b);
+  if (la == lb) return true;
+  if (la.find(',') == std::string::npos && lb.find(',') == std::string::npos) return false;
+  for (const std::string& pa : SplitComma(la)) {
+    for (const std::string& pb : SplitComma(lb)) {
+      if (pa == pb) return true;
+    }
+  }
+  return false;
+}
+
+std::optional<std::string> NodeIdToString(const json& id) {
+  if (id.is_string()) {
+    if (id.get<std::string>().empty()) return std::nullopt;
+    return id.get<std::string>();
+  }
+  if (id.is_number_integer()) return std::to_string(id.get<int64_t>());
+  if (id.is_number_float()) {
+    double d = id.get<double>();
+    if (std::isfinite(d) && std::floor(d) == d) return std::to_string(static_cast<int64_t>(d));
+  }
+  return std::nullopt;
+}
+
+}  // namespace discomfort::graph
