@@ -1,0 +1,184 @@
+// The context store: where a run's state lives between iterations and between runs.
+//
+// Values are held by reference (a tensor costs a refcount, never a copy). Tensors beyond the RAM
+// budget spill, least recently used first, to one safetensors file each in the context's own
+// temporary folder, and come back (CPU: memory-mapped, no copy) on Get. A PinnedValue keeps a
+// value in memory while an iteration uses it. Snapshots persist the whole context for resume.
+//
+// Thread safety: every method may be called from any thread concurrently. Spill writes and GPU
+// reloads run outside the store's lock, so a slow disk blocks only the thread that spills.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "graph/status.h"
+#include "storage/filesystem.h"
+#include "storage/value.h"
+
+namespace discomfort::storage {
+
+struct ContextOptions {
+  // RAM budget for the tensors (and JSON values) the context holds in CPU memory. Set at most
+  // one; neither means unlimited. The percentage is of MemAvailable in /proc/meminfo at open.
+  std::optional<double> max_ram_gb;
+  std::optional<double> max_ram_percent;
+  // Budget for tensors held on accelerators (CUDA); unset means unlimited.
+  std::optional<double> max_device_gb;
+  // Spill every unpinned tensor as soon as the store lets go of it (test mode). Also turned on by
+  // the environment variable DISCOMFORT_FORCE_SPILL=1.
+  bool force_spill = false;
+  // Parent of the context's own temporary folder; "" = $TMPDIR, else /tmp.
+  std::string temp_root;
+  // Not owned; must outlive the context. Null = the real POSIX file system.
+  FileSystem* fs = nullptr;
+  // Spill files die with the process, so they are not fsynced unless asked. Snapshots always are.
+  bool sync_spill_files = false;
+  size_t io_chunk_bytes = size_t{64} << 20;
+
+  // Optional pickle hook for host objects in snapshots, given only when the user allows pickle
+  // (storage/ has no Python; bridge/ supplies these). Without it, host objects are listed as not
+  // persisted.
+  std::function<Result<std::string>(const HostObject&)> serialize_host;
+  std::function<Result<std::shared_ptr<HostObject>>(const std::string& type_name,
+                                                    const std::string& bytes)>
+      deserialize_host;
+};
+
+struct ValueInfo {
+  ValueKind kind = ValueKind::kNone;
+  uint64_t bytes = 0;    // storage bytes (tensors), serialized size (JSON), host estimate
+  std::string device;    // "cpu", "cuda:0", "" for non-tensors
+  bool on_disk = false;  // spilled: the data lives only in spill_path
+  uint64_t version = 0;
+  int pins = 0;
+  std::string dtype;           // tensors: "float32", ...
+  std::vector<int64_t> shape;  // tensors
+  std::string spill_path;      // when on_disk
+};
+
+struct Usage {
+  uint64_t ram_bytes = 0;            // tensors in CPU memory (each storage once) + JSON values
+  uint64_t ram_budget_bytes = 0;  // 0 = unlimited (or max_ram_gb = 0: spill everything)
+  uint64_t device_bytes = 0;         // tensors on accelerators (each storage once)
+  uint64_t device_budget_bytes = 0;  // 0 = unlimited
+  uint64_t disk_bytes = 0;           // spill files
+  uint64_t host_object_bytes = 0;    // the hosts' own estimates; not under any budget
+  size_t count = 0;
+  size_t spilled_count = 0;
+  size_t pinned_count = 0;
+  uint64_t spills = 0;   // spills done since the context opened
+  uint64_t reloads = 0;  // spilled tensors brought back
+};
+
+struct SnapshotReport {
+  std::vector<std::string> keys;           // saved / loaded
+  std::vector<std::string> not_persisted;  // host objects without a recipe or serializer
+  uint64_t bytes = 0;                      // tensor bytes written / mapped
+};
+
+class Context;
+namespace detail {
+struct ContextState;  // storage/context_state.h
+}
+
+// Keeps one value in memory (never spilled) while it lives. Move-only. Safe to outlive the
+// context (it then holds only its Value). The pin is tied to the value's version: a Put that
+// replaces the value leaves the new one unpinned.
+class PinnedValue {
+ public:
+  PinnedValue() = default;
+  PinnedValue(PinnedValue&& other) noexcept;
+  PinnedValue& operator=(PinnedValue&& other) noexcept;
+  PinnedValue(const PinnedValue&) = delete;
+  PinnedValue& operator=(const PinnedValue&) = delete;
+  ~PinnedValue();
+
+  const Value& value() const { return value_; }
+  const at::Tensor& tensor() const { return value_.tensor(); }
+  uint64_t version() const { return version_; }
+  const std::string& key() const { return key_; }
+  // Unpins now (the destructor does the same).
+  void Release();
+
+ private:
+  friend class Context;
+  PinnedValue(std::weak_ptr<detail::ContextState> store, std::string key, uint64_t version,
+              Value value);
+
+  std::weak_ptr<detail::ContextState> store_;
+  std::string key_;
+  uint64_t version_ = 0;
+  Value value_;
+};
+
+class Context {
+ public:
+  Context();  // ContextOptions defaults (+ DISCOMFORT_FORCE_SPILL)
+  explicit Context(ContextOptions options);
+  // Removes the temporary folder (spill files). Tensors handed out that view a spill file's
+  // mapping stay valid: the mapping outlives the file.
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // Stores the value under `key` with a new version. If enforcing the budget afterwards fails
+  // (disk full, write error), returns kNoSpace / kIO — the value IS stored and every value stays
+  // in memory; only the budget is exceeded until space returns.
+  Status Put(const std::string& key, Value value);
+  // The value; a spilled tensor is brought back into memory first (mapped from its file for
+  // CPU tensors, copied back to its device otherwise).
+  Result<Value> Get(const std::string& key) const;
+  // Get + pin: the value cannot spill until the handle is released.
+  Result<PinnedValue> Pin(const std::string& key);
+  bool Contains(const std::string& key) const;
+  Status Erase(const std::string& key);
+  std::vector<std::string> Keys() const;
+  // 0 when the key is absent; otherwise strictly increasing across puts of this context.
+  // Spilling and reloading keep the version.
+  uint64_t Version(const std::string& key) const;
+  Result<ValueInfo> Info(const std::string& key) const;
+  Usage GetUsage() const;
+
+  // Spills one tensor now, whatever the budget. kInvalidArgument for a non-tensor, a pinned
+  // value or a tensor the format cannot hold; Ok when it is already on disk.
+  Status Spill(const std::string& key);
+  // Spills least recently used unpinned tensors until the budgets hold. Put calls it.
+  Status EnforceBudget();
+
+  // One value to a file: a tensor as a single-tensor safetensors file (tensor named `key`),
+  // JSON values and recipes as JSON. Written to a temporary name and renamed.
+  Status Export(const std::string& key, const std::string& path) const;
+  // Reads a file written by Export (or any safetensors file holding one tensor, or one named
+  // `key`) into `key`. `kind` = kRecipe reads a JSON file as a recipe.
+  Status Import(const std::string& key, const std::string& path, ValueKind kind = ValueKind::kNone);
+
+  // Writes manifest.json + tensors/*.safetensors (+ objects/* with the pickle hook) into a
+  // temporary folder beside `dir`, fsyncs, then swaps it in: a crash leaves the last good
+  // snapshot. Host objects without a serializer are listed in the report and the manifest.
+  Result<SnapshotReport> SaveSnapshot(const std::string& dir) const;
+  // Puts every persisted value of the snapshot (new versions; other keys are kept). Either all
+  // values load or the context is unchanged. Tensors are mapped from the snapshot's files and
+  // returned to their saved device when it exists.
+  Result<SnapshotReport> LoadSnapshot(const std::string& dir);
+
+  // The context's own temporary folder (created on the first spill).
+  const std::string& temp_dir() const;
+  // Recomputes the accounting from scratch and compares (tests, debugging).
+  Status CheckConsistency() const;
+
+  // Removes `root`/discomfort-ctx-<pid>-* folders whose process is gone. Returns how many.
+  // Contexts call it when they open.
+  static int ReclaimStaleTempDirs(FileSystem& fs, const std::string& root);
+  // MemAvailable from the text of /proc/meminfo, in bytes; kParse when absent.
+  static Result<uint64_t> ParseMemAvailable(const std::string& meminfo);
+
+ private:
+  std::shared_ptr<detail::ContextState> state_;
+};
+
+}  // namespace discomfort::storage

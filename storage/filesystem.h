@@ -1,0 +1,123 @@
+// The file system the context store spills to and snapshots into, behind an interface so tests
+// can inject faults (LevelDB's Env / FaultInjectionTestEnv). Every method is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "graph/status.h"
+
+namespace discomfort::storage {
+
+// A file opened for writing. After a failed Append the file may hold part of the data; the
+// caller removes it. Destruction closes the file without syncing.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  // Writes all `size` bytes or returns kNoSpace (disk full) / kIO.
+  virtual Status Append(const void* data, size_t size) = 0;
+  virtual Status Sync() = 0;  // fsync: the bytes are on the disk when it returns Ok
+  virtual Status Close() = 0;
+};
+
+// A whole file mapped into memory, private copy-on-write: reads share the page cache, writes
+// through the pointer stay in this process and never reach the file. Unmapped on destruction.
+class MappedFile {
+ public:
+  virtual ~MappedFile() = default;
+  virtual uint8_t* data() const = 0;
+  virtual size_t size() const = 0;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // The real POSIX file system; lives for the whole process.
+  static FileSystem* Default();
+
+  // Creates or truncates `path`.
+  virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  virtual Result<std::shared_ptr<MappedFile>> MapFile(const std::string& path) = 0;
+  virtual Result<std::string> ReadFile(const std::string& path) = 0;
+  virtual Result<uint64_t> FileSize(const std::string& path) = 0;
+  virtual bool Exists(const std::string& path) = 0;
+  // Names (not paths) of the entries of a directory, without "." and "..".
+  virtual Result<std::vector<std::string>> ListDir(const std::string& path) = 0;
+
+  // Creates the directory and its missing parents; Ok when it already exists.
+  virtual Status CreateDir(const std::string& path) = 0;
+  virtual Status RemoveFile(const std::string& path) = 0;
+  // Removes a file or a directory tree; Ok when nothing is there.
+  virtual Status RemoveAll(const std::string& path) = 0;
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  // Puts directory `from` at `to`. When `to` exists the two are swapped atomically (Linux
+  // renameat2 RENAME_EXCHANGE) and the old one removed, so `to` is never missing.
+  virtual Status ReplaceDir(const std::string& from, const std::string& to) = 0;
+  // fsync of a directory, so renames and new entries in it survive a crash.
+  virtual Status SyncDir(const std::string& path) = 0;
+
+  // Whether a process with this id is running (/proc/<pid>); used to reclaim the temporary
+  // folders of dead processes.
+  virtual bool ProcessAlive(int pid) = 0;
+};
+
+// Wraps another file system and fails on purpose. Faults apply to writes through files opened
+// after they are set, and to renames.
+class FaultInjectingFileSystem : public FileSystem {
+ public:
+  explicit FaultInjectingFileSystem(FileSystem* base = FileSystem::Default());
+
+  // A disk with this many free bytes (counted from now): the write that crosses the limit
+  // writes what fits, then fails with kNoSpace; every later write fails too.
+  void SetFreeSpace(uint64_t bytes);
+  // Appends fail with kIO (EIO) after `successful_appends` more appends succeed.
+  void FailWritesAfter(uint64_t successful_appends);
+  void SetRenameFails(bool fail) { rename_fails_ = fail; }
+  void SetSyncFails(bool fail) { sync_fails_ = fail; }
+  // Back to a healthy disk.
+  void ClearFaults();
+
+  uint64_t bytes_written() const { return bytes_written_.load(); }
+  uint64_t faults_injected() const { return faults_injected_.load(); }
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
+  Result<std::shared_ptr<MappedFile>> MapFile(const std::string& path) override;
+  Result<std::string> ReadFile(const std::string& path) override;
+  Result<uint64_t> FileSize(const std::string& path) override;
+  bool Exists(const std::string& path) override;
+  Result<std::vector<std::string>> ListDir(const std::string& path) override;
+  Status CreateDir(const std::string& path) override;
+  Status RemoveFile(const std::string& path) override;
+  Status RemoveAll(const std::string& path) override;
+  Status Rename(const std::string& from, const std::string& to) override;
+  Status ReplaceDir(const std::string& from, const std::string& to) override;
+  Status SyncDir(const std::string& path) override;
+  bool ProcessAlive(int pid) override;
+
+ private:
+  class FaultyFile;
+  // Decides how many of `size` bytes an append may write; fills `fault` when it must fail.
+  size_t Admit(size_t size, Status* fault);
+
+  FileSystem* const base_;
+  std::mutex mu_;
+  bool space_limited_ = false;         // guarded by mu_
+  uint64_t free_bytes_ = 0;            // guarded by mu_
+  bool write_errors_armed_ = false;    // guarded by mu_
+  uint64_t appends_before_error_ = 0;  // guarded by mu_
+  std::atomic<bool> rename_fails_{false};
+  std::atomic<bool> sync_fails_{false};
+  std::atomic<uint64_t> bytes_written_{0};
+  std::atomic<uint64_t> faults_injected_{0};
+};
+
+// Status for a failed system call: kNoSpace for ENOSPC/EDQUOT, kNotFound for ENOENT, else kIO.
+Status ErrnoStatus(const std::string& what, const std::string& path, int error_number);
+
+}  // namespace discomfort::storage

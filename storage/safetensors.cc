@@ -1,0 +1,340 @@
+#include "storage/safetensors.h"
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <exception>
+
+#include <nlohmann/json.hpp>
+
+namespace discomfort::storage {
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors stores little-endian bytes; a big-endian host would need swapping");
+
+namespace {
+
+// Header lengths above this are corrupt (the Python library's own limit).
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+// The data section starts at a multiple of this, so mapped tensors are aligned for any dtype
+// and for vectorized kernels. The header is padded with spaces, as the format allows.
+constexpr uint64_t kDataAlignment = 64;
+
+struct DtypeName {
+  c10::ScalarType dtype;
+  const char* name;
+};
+
+constexpr DtypeName kDtypeNames[] = {
+    {c10::ScalarType::Bool, "BOOL"},
+    {c10::ScalarType::Byte, "U8"},
+    {c10::ScalarType::Char, "I8"},
+    {c10::ScalarType::Short, "I16"},
+    {c10::ScalarType::UInt16, "U16"},
+    {c10::ScalarType::Int, "I32"},
+    {c10::ScalarType::UInt32, "U32"},
+    {c10::ScalarType::Long, "I64"},
+    {c10::ScalarType::UInt64, "U64"},
+    {c10::ScalarType::Half, "F16"},
+    {c10::ScalarType::BFloat16, "BF16"},
+    {c10::ScalarType::Float, "F32"},
+    {c10::ScalarType::Double, "F64"},
+    {c10::ScalarType::Float8_e4m3fn, "F8_E4M3"},
+    {c10::ScalarType::Float8_e5m2, "F8_E5M2"},
+};
+
+bool ParseDtype(const std::string& name, c10::ScalarType* dtype) {
+  for (const auto& entry : kDtypeNames) {
+    if (name == entry.name) {
+      *dtype = entry.dtype;
+      return true;
+    }
+  }
+  return false;
+}
+
+uint64_t TensorBytes(const at::Tensor& tensor) {
+  return static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
+}
+
+// Data order in the file: larger elements first, then by name (the Python library's order), so
+// every tensor starts aligned for its dtype without gaps, which the format forbids.
+std::vector<size_t> FileOrder(const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    auto size_a = tensors[a].second.element_size();
+    auto size_b = tensors[b].second.element_size();
+    if (size_a != size_b) return size_a > size_b;
+    return tensors[a].first < tensors[b].first;
+  });
+  return order;
+}
+
+// The header bytes including the 8-byte length prefix and padding.
+std::string BuildHeader(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                        const std::vector<size_t>& order,
+                        const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (size_t index : order) {
+    const auto& [name, tensor] = tensors[index];
+    uint64_t bytes = TensorBytes(tensor);
+    header[name] = {{"dtype", SafetensorsDtypeName(tensor.scalar_type())},
+                    {"shape", tensor.sizes().vec()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  uint64_t padded = text.size();
+  padded += (kDataAlignment - (8 + padded) % kDataAlignment) % kDataAlignment;
+  text.append(padded - text.size(), ' ');
+  std::string out(8, '\0');
+  uint64_t length = text.size();
+  std::memcpy(out.data(), &length, 8);  // little-endian (static_assert above)
+  return out + text;
+}
+
+// Splits a tensor into pieces whose row-major bytes, concatenated, are the tensor's bytes:
+// chunks of the flat view for a contiguous tensor, runs of rows along dim 0 otherwise (each
+// made contiguous on its own, so a non-contiguous tensor never needs a full copy).
+std::vector<at::Tensor> RowMajorPieces(const at::Tensor& tensor, size_t chunk_bytes) {
+  std::vector<at::Tensor> pieces;
+  if (tensor.numel() == 0) return pieces;
+  const int64_t element = tensor.element_size();
+  const int64_t per_chunk = std::max<int64_t>(1, static_cast<int64_t>(chunk_bytes) / element);
+  if (tensor.is_contiguous()) {
+    at::Tensor flat = tensor.view({-1});
+    for (int64_t begin = 0; begin < flat.numel(); begin += per_chunk) {
+      pieces.push_back(flat.narrow(0, begin, std::min(per_chunk, flat.numel() - begin)));
+    }
+    return pieces;
+  }
+  const int64_t rows = tensor.size(0);
+  const int64_t row_elements = tensor.numel() / rows;
+  const int64_t rows_per_chunk = std::max<int64_t>(1, per_chunk / row_elements);
+  for (int64_t begin = 0; begin < rows; begin += rows_per_chunk) {
+    pieces.push_back(tensor.narrow(0, begin, std::min(rows_per_chunk, rows - begin)));
+  }
+  return pieces;
+}
+
+Status WriteHostPieces(WritableFile& file, const std::vector<at::Tensor>& pieces) {
+  for (const at::Tensor& piece : pieces) {
+    at::Tensor dense = piece.contiguous();
+    DISCOMFORT_RETURN_IF_ERROR(file.Append(dense.const_data_ptr(), TensorBytes(dense)));
+  }
+  return Status::Ok();
+}
+
+// Device tensors: chunk i+1 is copied into one pinned buffer (asynchronously, on the tensor's
+// current stream) while chunk i is written from the other.
+Status WriteDevicePieces(WritableFile& file, const at::Tensor& tensor,
+                         const std::vector<at::Tensor>& pieces) {
+  if (pieces.empty()) return Status::Ok();
+  const c10::Device device = tensor.device();
+  c10::DeviceGuard guard(device);
+  const c10::Stream stream = c10::impl::getDeviceGuardImpl(device.type())->getStream(device);
+  uint64_t largest = 0;
+  for (const at::Tensor& piece : pieces) largest = std::max(largest, TensorBytes(piece));
+  const auto pinned = at::TensorOptions().dtype(at::kByte).pinned_memory(true);
+  at::Tensor staging[2] = {at::empty({static_cast<int64_t>(largest)}, pinned),
+                           at::empty({static_cast<int64_t>(largest)}, pinned)};
+  c10::Event ready[2] = {c10::Event(device.type()), c10::Event(device.type())};
+  bool in_flight[2] = {false, false};
+  // A copy must not outlive its buffer, also when a write fails.
+  struct DrainOnExit {
+    c10::Event* events;
+    bool* flags;
+    ~DrainOnExit() {
+      for (int slot = 0; slot < 2; ++slot) {
+        if (flags[slot]) events[slot].synchronize();
+      }
+    }
+  } drain{ready, in_flight};
+
+  auto issue_copy = [&](size_t index) {
+    const int slot = static_cast<int>(index % 2);
+    const at::Tensor& piece = pieces[index];
+    at::Tensor destination = staging[slot]
+                                 .narrow(0, 0, static_cast<int64_t>(TensorBytes(piece)))
+                                 .view(piece.scalar_type())
+                                 .view(piece.sizes());
+    destination.copy_(piece, /*non_blocking=*/true);
+    ready[slot].record(stream);
+    in_flight[slot] = true;
+  };
+
+  issue_copy(0);
+  for (size_t index = 0; index < pieces.size(); ++index) {
+    if (index + 1 < pieces.size()) issue_copy(index + 1);
+    const int slot = static_cast<int>(index % 2);
+    ready[slot].synchronize();
+    in_flight[slot] = false;
+    DISCOMFORT_RETURN_IF_ERROR(
+        file.Append(staging[slot].const_data_ptr(), TensorBytes(pieces[index])));
+  }
+  return Status::Ok();
+}
+
+Status Corrupt(const std::string& path, const std::string& why) {
+  return Status(ErrorCode::kParse, "malformed safetensors file " + path + ": " + why);
+}
+
+}  // namespace
+
+const char* SafetensorsDtypeName(c10::ScalarType dtype) {
+  for (const auto& entry : kDtypeNames) {
+    if (entry.dtype == dtype) return entry.name;
+  }
+  return "";
+}
+
+bool CanWriteSafetensors(const at::Tensor& tensor, std::string* why_not) {
+  auto refuse = [why_not](std::string why) {
+    if (why_not != nullptr) *why_not = std::move(why);
+    return false;
+  };
+  if (!tensor.defined()) return refuse("the tensor is undefined");
+  if (tensor.layout() != c10::kStrided) return refuse("only dense (strided) tensors are stored");
+  if (*SafetensorsDtypeName(tensor.scalar_type()) == '\0') {
+    return refuse(std::string("safetensors has no dtype for ") +
+                  c10::toString(tensor.scalar_type()));
+  }
+  if (!tensor.is_cpu() && !tensor.is_cuda()) {
+    return refuse("tensors on " + tensor.device().str() + " are not stored");
+  }
+  if (tensor.is_conj() || tensor.is_neg()) return refuse("lazy conj/neg views are not stored");
+  return true;
+}
+
+uint64_t SafetensorsFileBytes(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  uint64_t total = BuildHeader(tensors, FileOrder(tensors), metadata).size();
+  for (const auto& [_, tensor] : tensors) total += TensorBytes(tensor);
+  return total;
+}
+
+Status WriteSafetensors(FileSystem& fs, const std::string& path,
+                        const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                        const SafetensorsWriteOptions& options) {
+  for (const auto& [name, tensor] : tensors) {
+    std::string why;
+    if (!CanWriteSafetensors(tensor, &why)) {
+      return Status(ErrorCode::kInvalidArgument, "cannot write '" + name + "': " + why);
+    }
+    if (name == "__metadata__") {
+      return Status(ErrorCode::kInvalidArgument, "'__metadata__' is reserved in safetensors");
+    }
+  }
+  try {
+    const std::vector<size_t> order = FileOrder(tensors);
+    const std::string header = BuildHeader(tensors, order, options.metadata);
+    auto opened = fs.NewWritableFile(path);
+    if (!opened.ok()) return opened.TakeStatus();
+    WritableFile& file = **opened;
+    DISCOMFORT_RETURN_IF_ERROR(file.Append(header.data(), header.size()));
+    for (size_t index : order) {
+      const at::Tensor& tensor = tensors[index].second;
+      std::vector<at::Tensor> pieces = RowMajorPieces(tensor, options.chunk_bytes);
+      if (tensor.is_cuda()) {
+        DISCOMFORT_RETURN_IF_ERROR(WriteDevicePieces(file, tensor, pieces));
+      } else {
+        DISCOMFORT_RETURN_IF_ERROR(WriteHostPieces(file, pieces));
+      }
+    }
+    if (options.sync) DISCOMFORT_RETURN_IF_ERROR(file.Sync());
+    return file.Close();
+  } catch (const std::exception& error) {
+    return Status(ErrorCode::kIO, "writing " + path + " failed: " + error.what());
+  }
+}
+
+Result<SafetensorsContents> ReadSafetensors(FileSystem& fs, const std::string& path) {
+  auto mapped = fs.MapFile(path);
+  if (!mapped.ok()) return mapped.TakeStatus();
+  std::shared_ptr<MappedFile> mapping = std::move(mapped).value();
+  const uint8_t* data = mapping->data();
+  const uint64_t size = mapping->size();
+  if (size < 8) return Corrupt(path, "shorter than its 8-byte header length");
+  uint64_t header_bytes = 0;
+  std::memcpy(&header_bytes, data, 8);
+  if (header_bytes > kMaxHeaderBytes || header_bytes > size - 8) {
+    return Corrupt(path, "header length " + std::to_string(header_bytes) + " exceeds the file");
+  }
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(data + 8, data + 8 + header_bytes);
+  } catch (const std::exception& error) {
+    return Corrupt(path, std::string("header is not JSON: ") + error.what());
+  }
+  if (!header.is_object()) return Corrupt(path, "header is not a JSON object");
+
+  SafetensorsContents contents;
+  contents.file_bytes = size;
+  contents.mapped_begin = data;
+  contents.mapped_end = data + size;
+  uint8_t* const payload = mapping->data() + 8 + header_bytes;
+  const uint64_t payload_bytes = size - 8 - header_bytes;
+  std::vector<std::pair<uint64_t, std::pair<std::string, at::Tensor>>> by_offset;
+  try {
+    for (const auto& [name, item] : header.items()) {
+      if (name == "__metadata__") {
+        if (!item.is_object()) return Corrupt(path, "__metadata__ is not an object");
+        for (const auto& [meta_key, meta_value] : item.items()) {
+          if (!meta_value.is_string()) return Corrupt(path, "__metadata__ values must be strings");
+          contents.metadata[meta_key] = meta_value.get<std::string>();
+        }
+        continue;
+      }
+      c10::ScalarType dtype;
+      if (!item.is_object() || !item.contains("dtype") || !item["dtype"].is_string() ||
+          !ParseDtype(item["dtype"].get<std::string>(), &dtype)) {
+        return Corrupt(path, "tensor '" + name + "' has no known dtype");
+      }
+      if (!item.contains("shape") || !item["shape"].is_array() || !item.contains("data_offsets") ||
+          !item["data_offsets"].is_array() || item["data_offsets"].size() != 2) {
+        return Corrupt(path, "tensor '" + name + "' lacks shape or data_offsets");
+      }
+      std::vector<int64_t> shape;
+      uint64_t numel = 1;
+      for (const auto& dim : item["shape"]) {
+        if (!dim.is_number_unsigned()) return Corrupt(path, "bad shape of '" + name + "'");
+        shape.push_back(dim.get<int64_t>());
+        numel *= dim.get<uint64_t>();
+      }
+      const auto& offsets = item["data_offsets"];
+      if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
+        return Corrupt(path, "bad data_offsets of '" + name + "'");
+      }
+      const uint64_t begin = offsets[0].get<uint64_t>();
+      const uint64_t end = offsets[1].get<uint64_t>();
+      const uint64_t element = c10::elementSize(dtype);
+      if (begin > end || end > payload_bytes || end - begin != numel * element) {
+        return Corrupt(path, "data_offsets of '" + name + "' do not match its shape and the file");
+      }
+      // The deleter holds the mapping: it is unmapped when the last tensor viewing it dies.
+      at::Tensor tensor = at::from_blob(
+          payload + begin, shape, [mapping](void*) {}, at::TensorOptions().dtype(dtype));
+      if (reinterpret_cast<uintptr_t>(payload + begin) % element != 0) {
+        tensor = tensor.clone();  // a file written elsewhere with a misaligned tensor
+      }
+      by_offset.push_back({begin, {name, std::move(tensor)}});
+    }
+  } catch (const std::exception& error) {
+    return Corrupt(path, error.what());
+  }
+  std::stable_sort(by_offset.begin(), by_offset.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [_, named] : by_offset) contents.tensors.push_back(std::move(named));
+  return contents;
+}
+
+}  // namespace discomfort::storage

@@ -1,0 +1,98 @@
+#include "storage/value.h"
+
+#include <sstream>
+
+namespace discomfort::storage {
+
+const char* ValueKindName(ValueKind kind) {
+  switch (kind) {
+    case ValueKind::kNone:
+      return "none";
+    case ValueKind::kTensor:
+      return "tensor";
+    case ValueKind::kJson:
+      return "json";
+    case ValueKind::kHostObject:
+      return "object";
+    case ValueKind::kRecipe:
+      return "recipe";
+  }
+  return "?";
+}
+
+Value Value::Tensor(at::Tensor tensor) {
+  Value v;
+  v.kind_ = ValueKind::kTensor;
+  v.tensor_ = std::move(tensor);
+  return v;
+}
+
+Value Value::Json(nlohmann::json json) {
+  Value v;
+  v.kind_ = ValueKind::kJson;
+  v.json_ = std::move(json);
+  return v;
+}
+
+Value Value::Host(std::shared_ptr<HostObject> object) {
+  Value v;
+  v.kind_ = ValueKind::kHostObject;
+  v.host_ = std::move(object);
+  return v;
+}
+
+Value Value::Recipe(nlohmann::json api_subworkflow) {
+  Value v;
+  v.kind_ = ValueKind::kRecipe;
+  v.json_ = std::move(api_subworkflow);
+  return v;
+}
+
+uint64_t Value::ApproxBytes() const {
+  switch (kind_) {
+    case ValueKind::kTensor:
+      if (!tensor_.defined()) return 0;
+      // Sparse and other storage-less layouts would throw on storage().
+      return tensor_.has_storage()
+                 ? tensor_.storage().nbytes()
+                 : static_cast<uint64_t>(tensor_.numel()) * tensor_.element_size();
+    case ValueKind::kJson:
+    case ValueKind::kRecipe:
+      return json_.dump().size();
+    case ValueKind::kHostObject:
+      return host_ ? host_->ApproxBytes() : 0;
+    case ValueKind::kNone:
+      return 0;
+  }
+  return 0;
+}
+
+std::string Value::Describe() const {
+  std::ostringstream out;
+  switch (kind_) {
+    case ValueKind::kTensor: {
+      out << "tensor " << c10::toString(tensor_.scalar_type()) << "[";
+      for (int64_t i = 0; i < tensor_.dim(); ++i) out << (i ? "," : "") << tensor_.size(i);
+      out << "] " << tensor_.device().str();
+      break;
+    }
+    case ValueKind::kJson: {
+      std::string text = json_.dump();
+      if (text.size() > 60) text = text.substr(0, 57) + "...";
+      out << "json " << text;
+      break;
+    }
+    case ValueKind::kHostObject:
+      out << "object " << (host_ ? host_->TypeName() : "null");
+      break;
+    case ValueKind::kRecipe:
+      out << "recipe (" << json_.size() << " nodes)";
+      break;
+    case ValueKind::kNone:
+      out << "none";
+      break;
+  }
+  return out.str();
+}
+
+}  // namespace discomfort::storage
