@@ -8,14 +8,18 @@
 #include <iostream>
 #include <sstream>
 #include <thread>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "bridge/comfy_bridge.h"
+#include "cli/graph_commands.h"
 #include "cli/workflow_loading.h"
 #include "engine/image_io.h"
 #include "engine/loop.h"
+#include "engine/plan.h"
+#include "engine/sweep.h"
 #include "storage/context.h"
 
 namespace {
@@ -48,10 +52,17 @@ void AddCommonOptions(CLI::App* cmd, CommonOptions* o) {
   cmd->add_flag("-v,--verbose", o->verbose, "show ComfyUI's own log and debug messages");
 }
 
+// ComfyUI's output/temp/input folders when --work-dir is not given; removed at exit.
+std::string g_temp_work_dir;
+
 Result<std::unique_ptr<discomfort::bridge::ComfyBridge>> StartBridge(const CommonOptions& o) {
   discomfort::bridge::BridgeOptions options;
   options.comfyui_path = o.comfyui;
   options.work_dir = o.work_dir;
+  if (options.work_dir.empty()) {
+    g_temp_work_dir = (std::filesystem::temp_directory_path() / ("discomfort-" + std::to_string(::getpid()))).string();
+    options.work_dir = g_temp_work_dir;
+  }
   if (o.cpu) options.force_cpu = true;
   options.verbose = o.verbose;
   return discomfort::bridge::ComfyBridge::Start(options);
@@ -102,86 +113,301 @@ json DescribeOutput(const discomfort::storage::Value& value, const std::vector<s
   return nullptr;
 }
 
-struct RunOptions {
-  CommonOptions common;
-  std::vector<std::string> workflows;
-  int iterations = 1;
-  std::vector<std::string> sets;
-  std::string out_dir;
-  bool json_summary = false;
-};
-
-int RunCommand(const RunOptions& o) {
-  auto bridge = StartBridge(o.common);
-  if (!bridge.ok()) return Fail(bridge.status());
-  discomfort::cli::ObjectInfoCache object_info([&bridge] { return (*bridge)->ObjectInfo(); });
-
-  std::vector<discomfort::engine::PreparedWorkflow> prepared;
-  for (size_t i = 0; i < o.workflows.size(); ++i) {
-    auto prompt = discomfort::cli::LoadWorkflowAsApi(o.workflows[i], object_info);
-    if (!prompt.ok()) return Fail(prompt.status());
-    discomfort::engine::Workflow wf{std::filesystem::path(o.workflows[i]).filename().string(), *prompt};
-    auto p = discomfort::engine::PrepareWorkflow(wf, i);
-    if (!p.ok()) return Fail(p.status());
-    prepared.push_back(std::move(p).value());
+// Ctrl-C / SIGTERM: signal handlers cannot call into Python, so a watcher thread turns the flag
+// into a ComfyUI interrupt.
+class CancelWatcher {
+ public:
+  explicit CancelWatcher(discomfort::engine::Executor& executor) {
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+    thread_ = std::thread([this, &executor] {
+      while (!finished_.load()) {
+        if (g_cancel.load()) {
+          executor.Interrupt();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+  ~CancelWatcher() {
+    finished_.store(true);
+    thread_.join();
   }
 
-  discomfort::storage::Context context;
-  for (const std::string& set : o.sets) {
+ private:
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+// JSON lines for farm monitors (--events FILE).
+class EventLog {
+ public:
+  Status Open(const std::string& path) {
+    if (path.empty()) return Status::Ok();
+    out_.open(path, std::ios::app);
+    if (!out_) return Status(ErrorCode::kIO, "cannot open events file " + path);
+    return Status::Ok();
+  }
+  std::function<void(const json&)> Sink() {
+    if (!out_.is_open()) return {};
+    return [this](const json& event) { out_ << event.dump() << '\n' << std::flush; };
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+std::string FormatSeconds(double s) {
+  char buf[32];
+  if (s < 120) {
+    std::snprintf(buf, sizeof(buf), "%.1f s", s);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  }
+  return buf;
+}
+
+// Per-iteration lines with an ETA; on a terminal also a bar on stderr, redrawn in place.
+class Progress {
+ public:
+  Progress(std::ostream& lines, int total) : lines_(lines), total_(total), tty_(isatty(STDERR_FILENO)) {}
+  void Iteration(const discomfort::engine::IterationReport& r) {
+    done_ = r.iteration + 1;
+    elapsed_ += r.seconds;
+    ++count_;
+    const double eta = (total_ - done_) * (elapsed_ / count_);
+    char line[200];
+    std::snprintf(line, sizeof(line), "[discomfort] iteration %d/%d: %.3f s", done_, total_, r.seconds);
+    std::string text = line;
+    if (!r.files.empty()) text += " (" + std::to_string(r.files.size()) + (r.files.size() == 1 ? " image)" : " images)");
+    if (!r.stages_failed.empty()) text += " [" + std::to_string(r.stages_failed.size()) + " stage(s) failed]";
+    if (tty_) std::cerr << "\r\033[K" << std::flush;
+    lines_ << text << std::endl;
+    if (tty_ && done_ < total_) {
+      const int width = 30, filled = total_ > 0 ? width * done_ / total_ : width;
+      std::cerr << "[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << done_ << "/" << total_
+                << "  ETA " << FormatSeconds(eta) << std::flush;
+    }
+  }
+  void Finish() {
+    if (tty_) std::cerr << "\r\033[K" << std::flush;
+  }
+
+ private:
+  std::ostream& lines_;
+  int total_;
+  bool tty_;
+  int done_ = 0;
+  int count_ = 0;
+  double elapsed_ = 0;
+};
+
+Status PutSetValues(discomfort::storage::Context& context, const std::vector<std::string>& sets) {
+  for (const std::string& set : sets) {
     const auto eq = set.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Fail(Status(ErrorCode::kInvalidArgument, "--set takes unique_id=VALUE, got '" + set + "'"));
+      return Status(ErrorCode::kInvalidArgument, "--set takes unique_id=VALUE, got '" + set + "'");
     }
     auto value = ParseSetValue(set.substr(eq + 1));
     if (!value.ok()) {
       Status st = value.TakeStatus();
       st.where().port = set.substr(0, eq);
+      return st;
+    }
+    DISCOMFORT_RETURN_IF_ERROR(context.Put(set.substr(0, eq), *value));
+  }
+  return Status::Ok();
+}
+
+json OutputsSummary(const std::map<std::string, discomfort::storage::Value>& outputs,
+                    const std::map<std::string, std::vector<std::string>>& files) {
+  json summary = json::object();
+  for (const auto& [uid, value] : outputs) {
+    auto f = files.count(uid) ? files.at(uid) : std::vector<std::string>{};
+    summary[uid] = DescribeOutput(value, f);
+  }
+  return summary;
+}
+
+struct RunOptions {
+  CommonOptions common;
+  std::vector<std::string> workflows;
+  std::string plan_path;
+  int iterations = 1;
+  bool iterations_given = false;
+  std::string until;
+  std::vector<std::string> sets;
+  std::string out_dir;
+  std::string events_path;
+  bool json_summary = false;
+};
+
+int RunCommand(const RunOptions& o) {
+  if (o.workflows.empty() == o.plan_path.empty()) {
+    return Fail(Status(ErrorCode::kInvalidArgument, "give workflow files or --plan PLAN.json (not both)"));
+  }
+  auto bridge = StartBridge(o.common);
+  if (!bridge.ok()) return Fail(bridge.status());
+  discomfort::cli::ObjectInfoCache object_info([&bridge] { return (*bridge)->ObjectInfo(); });
+  auto load = [&object_info](const std::string& path) { return discomfort::cli::LoadWorkflowAsApi(path, object_info); };
+
+  discomfort::storage::Context context;
+  discomfort::engine::LoopOptions loop;
+  std::vector<discomfort::engine::Stage> stages;
+  if (!o.plan_path.empty()) {
+    auto doc = discomfort::cli::ReadJsonFile(o.plan_path);
+    if (!doc.ok()) return Fail(doc.status());
+    const std::string base = std::filesystem::path(o.plan_path).parent_path().string();
+    auto plan = discomfort::engine::ParseLoopPlan(*doc, base);
+    if (!plan.ok()) {
+      Status st = plan.TakeStatus();
+      st.where().workflow = o.plan_path;
       return Fail(st);
     }
-    if (Status st = context.Put(set.substr(0, eq), *value); !st.ok()) return Fail(st);
-  }
-
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  std::atomic<bool> finished{false};
-  // Signal handlers cannot call into Python; this thread turns the flag into an interrupt.
-  std::thread watcher([&] {
-    while (!finished.load()) {
-      if (g_cancel.load()) {
-        (*bridge)->Interrupt();
-        return;
+    auto prepared = discomfort::engine::PrepareStages(*plan, load);
+    if (!prepared.ok()) return Fail(prepared.status());
+    stages = std::move(prepared).value();
+    for (const auto& [key, value] : plan->inputs.items()) {
+      // "@file" strings load files relative to the plan, like --set.
+      discomfort::storage::Value v = discomfort::storage::Value::Json(value);
+      if (value.is_string() && value.get<std::string>().rfind('@', 0) == 0) {
+        std::filesystem::path p = value.get<std::string>().substr(1);
+        if (p.is_relative()) p = std::filesystem::path(base) / p;
+        auto loaded = ParseSetValue("@" + p.string());
+        if (!loaded.ok()) return Fail(loaded.status());
+        v = *loaded;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (Status st = context.Put(key, v); !st.ok()) return Fail(st);
     }
-  });
+    loop.iterations = o.iterations_given ? o.iterations : plan->max_iterations;
+    if (!plan->until.empty()) loop.until = *discomfort::engine::Condition::Parse(plan->until);
+  } else {
+    discomfort::engine::Stage stage;
+    stage.name = "main";
+    for (size_t i = 0; i < o.workflows.size(); ++i) {
+      auto prompt = load(o.workflows[i]);
+      if (!prompt.ok()) return Fail(prompt.status());
+      discomfort::engine::Workflow wf{std::filesystem::path(o.workflows[i]).filename().string(), *prompt};
+      auto p = discomfort::engine::PrepareWorkflow(wf, i);
+      if (!p.ok()) return Fail(p.status());
+      stage.workflows.push_back(std::move(p).value());
+    }
+    stages.push_back(std::move(stage));
+    loop.iterations = o.iterations;
+  }
+  if (!o.until.empty()) {
+    auto until = discomfort::engine::Condition::Parse(o.until);
+    if (!until.ok()) return Fail(until.status());
+    loop.until = *until;
+  }
+  if (Status st = PutSetValues(context, o.sets); !st.ok()) return Fail(st);
+  EventLog events;
+  if (Status st = events.Open(o.events_path); !st.ok()) return Fail(st);
 
-  std::ostream& progress = o.json_summary ? std::cerr : std::cout;
-  discomfort::engine::LoopOptions loop;
-  loop.iterations = o.iterations;
+  std::ostream& lines = o.json_summary ? std::cerr : std::cout;
+  Progress progress(lines, loop.iterations);
   loop.output_dir = o.out_dir;
   loop.cancel = &g_cancel;
-  loop.on_iteration = [&](const discomfort::engine::IterationReport& r) {
-    char line[160];
-    std::snprintf(line, sizeof(line), "[discomfort] iteration %d/%d: %.3f s", r.iteration + 1, o.iterations, r.seconds);
-    progress << line;
-    if (!r.files.empty()) progress << " (" << r.files.size() << " image" << (r.files.size() == 1 ? "" : "s") << ")";
-    progress << std::endl;
-  };
+  loop.on_event = events.Sink();
+  loop.on_iteration = [&progress](const discomfort::engine::IterationReport& r) { progress.Iteration(r); };
   discomfort::engine::LoopRunner runner(**bridge, context);
-  auto result = runner.Run(prepared, loop);
-  finished.store(true);
-  watcher.join();
-  if (!result.ok()) return Fail(result.status());
-
-  if (o.json_summary) {
-    json summary = json::object();
-    for (const auto& [uid, value] : result->outputs) {
-      auto files = result->files.count(uid) ? result->files.at(uid) : std::vector<std::string>{};
-      summary[uid] = DescribeOutput(value, files);
-    }
-    std::cout << summary.dump() << std::endl;
+  Result<discomfort::engine::LoopResult> result = Status();
+  {
+    CancelWatcher watcher(**bridge);
+    result = runner.RunStages(stages, loop);
   }
+  progress.Finish();
+  if (!result.ok()) return Fail(result.status());
+  if (result->stopped_by_until) {
+    lines << "[discomfort] stopped after " << result->iterations_completed << " iterations: until condition met" << std::endl;
+  }
+  if (o.json_summary) std::cout << OutputsSummary(result->outputs, result->files).dump() << std::endl;
   return 0;
+}
+
+struct SweepCliOptions {
+  CommonOptions common;
+  std::vector<std::string> workflows;
+  std::vector<std::string> grid;
+  std::string images_dir;
+  std::string image_port = "image";
+  int iterations = 1;
+  std::vector<std::string> sets;
+  std::string out_dir;
+  std::string events_path;
+  bool no_pipeline = false;
+  int in_flight = 4;
+};
+
+int SweepCommand(const SweepCliOptions& o) {
+  if (o.grid.empty() == o.images_dir.empty()) {
+    return Fail(Status(ErrorCode::kInvalidArgument, "give --grid key=VALUES (one or more) or --images DIR"));
+  }
+  std::vector<discomfort::engine::SweepPoint> points;
+  if (!o.grid.empty()) {
+    std::vector<discomfort::engine::GridAxis> axes;
+    for (const auto& g : o.grid) {
+      auto axis = discomfort::engine::ParseGridAxis(g);
+      if (!axis.ok()) return Fail(axis.status());
+      axes.push_back(*axis);
+    }
+    int index = 0;
+    for (auto& params : discomfort::engine::ExpandGrid(axes)) points.push_back({index++, std::move(params), ""});
+  } else {
+    auto images = discomfort::engine::ListImages(o.images_dir);
+    if (!images.ok()) return Fail(images.status());
+    int index = 0;
+    for (auto& path : *images) points.push_back({index++, {}, path});
+  }
+  auto bridge = StartBridge(o.common);
+  if (!bridge.ok()) return Fail(bridge.status());
+  discomfort::cli::ObjectInfoCache object_info([&bridge] { return (*bridge)->ObjectInfo(); });
+  std::vector<discomfort::engine::PreparedWorkflow> prepared;
+  for (size_t i = 0; i < o.workflows.size(); ++i) {
+    auto prompt = discomfort::cli::LoadWorkflowAsApi(o.workflows[i], object_info);
+    if (!prompt.ok()) return Fail(prompt.status());
+    auto p = discomfort::engine::PrepareWorkflow({std::filesystem::path(o.workflows[i]).filename().string(), *prompt}, i);
+    if (!p.ok()) return Fail(p.status());
+    prepared.push_back(std::move(p).value());
+  }
+  discomfort::storage::Context parent;
+  if (Status st = PutSetValues(parent, o.sets); !st.ok()) return Fail(st);
+  EventLog events;
+  if (Status st = events.Open(o.events_path); !st.ok()) return Fail(st);
+  auto sink = events.Sink();
+
+  discomfort::engine::SweepOptions options;
+  options.iterations_per_point = o.iterations;
+  options.image_port = o.image_port;
+  options.output_dir = o.out_dir;
+  options.pipeline = !o.no_pipeline;
+  options.max_in_flight = o.in_flight;
+  options.cancel = &g_cancel;
+  options.on_point = [&](const discomfort::engine::SweepPointResult& r) {
+    json line = {{"event", "point_done"}, {"point", r.point.index}, {"params", r.point.params}, {"seconds", r.seconds},
+                 {"ok", r.status.ok()}};
+    if (!r.point.image_path.empty()) line["image"] = r.point.image_path;
+    if (r.status.ok()) {
+      line["outputs"] = OutputsSummary(r.outputs, {});
+      line["files"] = r.files;
+    } else {
+      line["error"] = r.status.ToJson();
+      std::cerr << "[discomfort] point " << r.point.index << ": " << r.status.ToString() << "\n";
+    }
+    std::cout << line.dump() << std::endl;
+    if (sink) sink(line);
+  };
+  discomfort::engine::SweepRunner runner(**bridge, parent);
+  Result<discomfort::engine::SweepResult> result = Status();
+  {
+    CancelWatcher watcher(**bridge);
+    result = runner.Run(prepared, points, options);
+  }
+  if (!result.ok()) return Fail(result.status());
+  std::cerr << "[discomfort] sweep: " << result->points << " points, " << result->failed << " failed, "
+            << FormatSeconds(result->seconds) << (options.pipeline ? " (pipelined)" : "") << "\n";
+  return result->failed == 0 ? 0 : 1;
 }
 
 int ObjectInfoCommand(const CommonOptions& common, const std::string& out_path) {
@@ -210,14 +436,36 @@ int main(int argc, char** argv) {
   int exit_code = 0;
 
   RunOptions run;
-  CLI::App* run_cmd = app.add_subcommand("run", "run API- or UI-format workflows for N iterations");
-  run_cmd->add_option("workflows", run.workflows, "workflow JSON files, run in order each iteration")->required();
-  run_cmd->add_option("-n,--iterations", run.iterations, "number of iterations")->check(CLI::NonNegativeNumber);
+  CLI::App* run_cmd = app.add_subcommand("run", "run API- or UI-format workflows for N iterations, or a loop plan");
+  run_cmd->add_option("workflows", run.workflows, "workflow JSON files, run in order each iteration");
+  run_cmd->add_option("--plan", run.plan_path, "a loop plan (stages, when/until conditions, error policies; see README)");
+  auto* iterations_opt = run_cmd->add_option("-n,--iterations", run.iterations, "number of iterations (the maximum with --until)")
+                             ->check(CLI::NonNegativeNumber);
+  run_cmd->add_option("--until", run.until, "stop after the iteration where this condition holds, e.g. 'score > 0.9'");
   run_cmd->add_option("--set", run.sets, "unique_id=VALUE put into the context first (JSON literal, @image.png, @file.json, or text)");
   run_cmd->add_option("-o,--out", run.out_dir, "folder for IMAGE outputs, one PNG per iteration");
+  run_cmd->add_option("--events", run.events_path, "append JSON-lines events (iterations, nodes, timings, errors) to FILE");
   run_cmd->add_flag("--json", run.json_summary, "print the final OUTPUT values as one JSON object last on stdout");
   AddCommonOptions(run_cmd, &run.common);
-  run_cmd->callback([&] { exit_code = RunCommand(run); });
+  run_cmd->callback([&] {
+    run.iterations_given = iterations_opt->count() > 0;
+    exit_code = RunCommand(run);
+  });
+
+  SweepCliOptions sweep;
+  CLI::App* sweep_cmd = app.add_subcommand("sweep", "independent runs over a parameter grid or a folder of images");
+  sweep_cmd->add_option("workflows", sweep.workflows, "workflow JSON files")->required();
+  sweep_cmd->add_option("--grid", sweep.grid, "key=VALUES: seed=1..8, cfg=5,7.5, name=a,b (repeat for a product)");
+  sweep_cmd->add_option("--images", sweep.images_dir, "run once per .png in this folder");
+  sweep_cmd->add_option("--image-port", sweep.image_port, "INPUT port that receives each image (default: image)");
+  sweep_cmd->add_option("-n,--iterations", sweep.iterations, "iterations per point")->check(CLI::PositiveNumber);
+  sweep_cmd->add_option("--set", sweep.sets, "unique_id=VALUE shared by every point");
+  sweep_cmd->add_option("-o,--out", sweep.out_dir, "folder for outputs: point_<index>/<unique_id>.png");
+  sweep_cmd->add_option("--events", sweep.events_path, "append JSON-lines events to FILE");
+  sweep_cmd->add_flag("--no-pipeline", sweep.no_pipeline, "decode / execute / encode one point at a time");
+  sweep_cmd->add_option("--in-flight", sweep.in_flight, "points alive at once in the pipeline")->check(CLI::PositiveNumber);
+  AddCommonOptions(sweep_cmd, &sweep.common);
+  sweep_cmd->callback([&] { exit_code = SweepCommand(sweep); });
 
   CommonOptions oi_common;
   std::string oi_out;
@@ -226,10 +474,24 @@ int main(int argc, char** argv) {
   AddCommonOptions(oi_cmd, &oi_common);
   oi_cmd->callback([&] { exit_code = ObjectInfoCommand(oi_common, oi_out); });
 
+  CommonOptions graph_common;
+  discomfort::cli::AddGraphCommands(
+      app,
+      [&graph_common]() -> Result<json> {
+        auto bridge = StartBridge(graph_common);
+        if (!bridge.ok()) return bridge.status();
+        return (*bridge)->ObjectInfo();
+      },
+      &exit_code);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (!g_temp_work_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(g_temp_work_dir, ec);
   }
   std::cout.flush();
   std::fflush(nullptr);

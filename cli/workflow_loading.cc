@@ -4,55 +4,50 @@
 #include <sstream>
 
 #include "graph/api_prompt.h"
+#include "graph/ui_to_api.h"
+#include "graph/workflow.h"
 
 namespace discomfort::cli {
 
-Result<const nlohmann::json*> ObjectInfoCache::Get() {
+Result<const graph::NodeDefinitions*> ObjectInfoCache::Get() {
   if (!cached_) {
     DISCOMFORT_ASSIGN_OR_RETURN(nlohmann::json info, provider_());
-    cached_ = std::move(info);
+    DISCOMFORT_ASSIGN_OR_RETURN(graph::NodeDefinitions defs, graph::NodeDefinitions::FromJson(std::move(info)));
+    cached_ = std::move(defs);
   }
   return &*cached_;
 }
 
 Result<nlohmann::json> ReadJsonFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    ErrorLocation where;
-    where.workflow = path;
-    return Status(ErrorCode::kNotFound, "cannot open workflow file " + path, where);
-  }
+  ErrorLocation where;
+  where.workflow = path;
+  if (!in) return Status(ErrorCode::kNotFound, "cannot open workflow file " + path, where);
   std::stringstream buffer;
   buffer << in.rdbuf();
-  nlohmann::json doc = nlohmann::json::parse(buffer.str(), nullptr, false);
-  if (doc.is_discarded()) {
-    try {
-      (void)nlohmann::json::parse(buffer.str());
-    } catch (const nlohmann::json::parse_error& e) {
-      ErrorLocation where;
-      where.workflow = path;
-      return Status(ErrorCode::kParse, std::string("malformed JSON: ") + e.what(), where);
-    }
+  try {
+    return nlohmann::json::parse(buffer.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    return Status(ErrorCode::kParse, std::string("malformed JSON: ") + e.what(), where);
   }
-  return doc;
 }
 
 Result<nlohmann::json> LoadWorkflowAsApi(const std::string& path, ObjectInfoCache& object_info) {
   DISCOMFORT_ASSIGN_OR_RETURN(nlohmann::json doc, ReadJsonFile(path));
-  if (doc.is_object() && doc.contains("nodes") && doc.contains("links")) {
-    ErrorLocation where;
-    where.workflow = path;
-    return Status(ErrorCode::kInvalidArgument,
-                  "UI-format workflows need the converter (graph/convert); save with 'Export (API)' meanwhile",
-                  where);
+  const graph::WorkflowFormat format = graph::DetectFormat(doc);
+  const graph::NodeDefinitions* defs = nullptr;
+  if (format == graph::WorkflowFormat::kUiV04 || format == graph::WorkflowFormat::kUiV1) {
+    auto loaded = object_info.Get();  // UI workflows need node definitions
+    if (!loaded.ok()) return loaded.TakeStatus();
+    defs = *loaded;
   }
-  if (doc.is_object() && doc.contains("prompt") && doc["prompt"].is_object()) doc = doc["prompt"];
-  Status st = graph::ValidateApiPrompt(doc);
-  if (!st.ok()) {
-    st.where().workflow = path;
+  auto prompt = graph::ToApiPrompt(doc, defs);
+  if (!prompt.ok()) {
+    Status st = prompt.TakeStatus();
+    if (st.where().workflow.empty()) st.where().workflow = path;
     return st;
   }
-  return doc;
+  return prompt;
 }
 
 }  // namespace discomfort::cli

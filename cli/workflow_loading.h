@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graph/node_definitions.h"
 #include "graph/status.h"
 
 namespace discomfort::cli {
@@ -16,15 +17,15 @@ class ObjectInfoCache {
  public:
   using Provider = std::function<Result<nlohmann::json>()>;
   explicit ObjectInfoCache(Provider provider) : provider_(std::move(provider)) {}
-  Result<const nlohmann::json*> Get();
+  Result<const graph::NodeDefinitions*> Get();
 
  private:
   Provider provider_;
-  std::optional<nlohmann::json> cached_;
+  std::optional<graph::NodeDefinitions> cached_;
 };
 
 Result<nlohmann::json> ReadJsonFile(const std::string& path);
-// The API prompt of a workflow file in either format.
+// The API prompt of a workflow file in either format (UI workflows are converted natively).
 Result<nlohmann::json> LoadWorkflowAsApi(const std::string& path, ObjectInfoCache& object_info);
 
 }  // namespace discomfort::cli
