@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ int Fail(const Status& st) {
 struct CommonOptions {
   std::string comfyui;
   std::string work_dir;
+  std::vector<std::string> nodes;
   bool cpu = false;
   bool verbose = false;
 };
@@ -48,6 +50,7 @@ struct CommonOptions {
 void AddCommonOptions(CLI::App* cmd, CommonOptions* o) {
   cmd->add_option("--comfyui", o->comfyui, "ComfyUI checkout (default: $COMFYUI_PATH, the ComfyUI holding this repo, ~/ComfyUI)");
   cmd->add_option("--work-dir", o->work_dir, "folder for ComfyUI's output/temp/input/user folders (default: a per-process temp folder)");
+  cmd->add_option("--nodes", o->nodes, "extra custom-node files or packages to load (repeatable)");
   cmd->add_flag("--cpu", o->cpu, "run ComfyUI on the CPU even when a GPU is present");
   cmd->add_flag("-v,--verbose", o->verbose, "show ComfyUI's own log and debug messages");
 }
@@ -65,6 +68,7 @@ Result<std::unique_ptr<discomfort::bridge::ComfyBridge>> StartBridge(const Commo
   }
   if (o.cpu) options.force_cpu = true;
   options.verbose = o.verbose;
+  options.extra_node_paths = o.nodes;
   return discomfort::bridge::ComfyBridge::Start(options);
 }
 
@@ -241,7 +245,54 @@ struct RunOptions {
   std::string out_dir;
   std::string events_path;
   bool json_summary = false;
+  std::optional<double> max_ram_gb;
+  int checkpoint_every = 0;
+  std::string checkpoint_dir;
+  std::string resume_dir;  // set by `discomfort resume`
 };
+
+std::string Absolute(const std::string& path) {
+  return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// What `discomfort resume` needs to rebuild the run.
+json RunManifest(const RunOptions& o) {
+  std::vector<std::string> workflows;
+  for (const auto& w : o.workflows) workflows.push_back(Absolute(w));
+  std::vector<std::string> nodes;
+  for (const auto& n : o.common.nodes) nodes.push_back(Absolute(n));
+  return {{"discomfort_checkpoint", 1}, {"workflows", workflows}, {"plan", Absolute(o.plan_path)},
+          {"iterations", o.iterations}, {"iterations_given", o.iterations_given}, {"until", o.until},
+          {"out", Absolute(o.out_dir)}, {"events", Absolute(o.events_path)}, {"nodes", nodes},
+          {"comfyui", o.common.comfyui}, {"cpu", o.common.cpu},
+          {"max_ram_gb", o.max_ram_gb ? json(*o.max_ram_gb) : json(nullptr)},
+          {"checkpoint_every", o.checkpoint_every}};
+}
+
+Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOptions& overrides) {
+  auto doc = discomfort::cli::ReadJsonFile((std::filesystem::path(dir) / "run.json").string());
+  if (!doc.ok()) return Status(ErrorCode::kNotFound, "no checkpoint at " + dir + ": " + doc.status().message());
+  const json& m = *doc;
+  if (m.value("discomfort_checkpoint", 0) != 1) return Status(ErrorCode::kParse, dir + "/run.json is not a Discomfort checkpoint");
+  RunOptions o;
+  o.workflows = m.value("workflows", std::vector<std::string>{});
+  o.plan_path = m.value("plan", "");
+  o.iterations = overrides.iterations_given ? overrides.iterations : m.value("iterations", 1);
+  o.iterations_given = overrides.iterations_given || m.value("iterations_given", false);
+  o.until = m.value("until", "");
+  o.out_dir = m.value("out", "");
+  o.events_path = m.value("events", "");
+  o.common = overrides.common;
+  if (o.common.nodes.empty()) o.common.nodes = m.value("nodes", std::vector<std::string>{});
+  if (o.common.comfyui.empty()) o.common.comfyui = m.value("comfyui", "");
+  o.common.cpu = o.common.cpu || m.value("cpu", false);
+  if (m.contains("max_ram_gb") && m["max_ram_gb"].is_number()) o.max_ram_gb = m["max_ram_gb"].get<double>();
+  o.checkpoint_every = overrides.checkpoint_every > 0 ? overrides.checkpoint_every : m.value("checkpoint_every", 0);
+  o.checkpoint_dir = dir;
+  o.json_summary = overrides.json_summary;
+  o.resume_dir = dir;
+  return o;
+}
 
 int RunCommand(const RunOptions& o) {
   if (o.workflows.empty() == o.plan_path.empty()) {
@@ -252,9 +303,12 @@ int RunCommand(const RunOptions& o) {
   discomfort::cli::ObjectInfoCache object_info([&bridge] { return (*bridge)->ObjectInfo(); });
   auto load = [&object_info](const std::string& path) { return discomfort::cli::LoadWorkflowAsApi(path, object_info); };
 
-  discomfort::storage::Context context;
+  discomfort::storage::ContextOptions context_options;
+  context_options.max_ram_gb = o.max_ram_gb;
+  discomfort::storage::Context context(context_options);
   discomfort::engine::LoopOptions loop;
   std::vector<discomfort::engine::Stage> stages;
+  const bool resuming = !o.resume_dir.empty();
   if (!o.plan_path.empty()) {
     auto doc = discomfort::cli::ReadJsonFile(o.plan_path);
     if (!doc.ok()) return Fail(doc.status());
@@ -268,7 +322,7 @@ int RunCommand(const RunOptions& o) {
     auto prepared = discomfort::engine::PrepareStages(*plan, load);
     if (!prepared.ok()) return Fail(prepared.status());
     stages = std::move(prepared).value();
-    for (const auto& [key, value] : plan->inputs.items()) {
+    for (const auto& [key, value] : (resuming ? json::object() : plan->inputs).items()) {
       // "@file" strings load files relative to the plan, like --set.
       discomfort::storage::Value v = discomfort::storage::Value::Json(value);
       if (value.is_string() && value.get<std::string>().rfind('@', 0) == 0) {
@@ -301,7 +355,23 @@ int RunCommand(const RunOptions& o) {
     if (!until.ok()) return Fail(until.status());
     loop.until = *until;
   }
-  if (Status st = PutSetValues(context, o.sets); !st.ok()) return Fail(st);
+  if (resuming) {
+    auto checkpoint = discomfort::engine::LoadCheckpoint(o.resume_dir, context);
+    if (!checkpoint.ok()) return Fail(checkpoint.status());
+    loop.first_iteration = checkpoint->next_iteration;
+    std::cerr << "[discomfort] resuming from " << o.resume_dir << " at iteration " << loop.first_iteration + 1 << "\n";
+  } else if (Status st = PutSetValues(context, o.sets); !st.ok()) {
+    return Fail(st);
+  }
+  if (o.checkpoint_every > 0) {
+    loop.checkpoint_every = o.checkpoint_every;
+    loop.checkpoint_dir = o.checkpoint_dir.empty() ? (o.out_dir.empty() ? std::string("discomfort-checkpoint")
+                                                                          : o.out_dir + "/checkpoint")
+                                                   : o.checkpoint_dir;
+    loop.checkpoint_manifest = RunManifest(o);
+    loop.checkpoint_manifest["iterations"] = loop.iterations;
+    loop.checkpoint_manifest["iterations_given"] = true;
+  }
   EventLog events;
   if (Status st = events.Open(o.events_path); !st.ok()) return Fail(st);
 
@@ -446,10 +516,28 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-o,--out", run.out_dir, "folder for IMAGE outputs, one PNG per iteration");
   run_cmd->add_option("--events", run.events_path, "append JSON-lines events (iterations, nodes, timings, errors) to FILE");
   run_cmd->add_flag("--json", run.json_summary, "print the final OUTPUT values as one JSON object last on stdout");
+  run_cmd->add_option("--max-ram-gb", run.max_ram_gb, "RAM budget of the context; tensors beyond it spill to disk");
+  run_cmd->add_option("--checkpoint-every", run.checkpoint_every, "save a resumable checkpoint every K iterations")
+      ->check(CLI::NonNegativeNumber);
+  run_cmd->add_option("--checkpoint-dir", run.checkpoint_dir, "checkpoint folder (default OUT/checkpoint)");
   AddCommonOptions(run_cmd, &run.common);
   run_cmd->callback([&] {
     run.iterations_given = iterations_opt->count() > 0;
     exit_code = RunCommand(run);
+  });
+
+  RunOptions resume_overrides;
+  std::string resume_dir;
+  CLI::App* resume_cmd = app.add_subcommand("resume", "continue a run from its checkpoint folder");
+  resume_cmd->add_option("dir", resume_dir, "checkpoint folder written by run --checkpoint-every")->required();
+  auto* resume_iterations = resume_cmd->add_option("-n,--iterations", resume_overrides.iterations, "new total iteration count")
+                                ->check(CLI::NonNegativeNumber);
+  resume_cmd->add_flag("--json", resume_overrides.json_summary, "print the final OUTPUT values as JSON last on stdout");
+  AddCommonOptions(resume_cmd, &resume_overrides.common);
+  resume_cmd->callback([&] {
+    resume_overrides.iterations_given = resume_iterations->count() > 0;
+    auto options = RunOptionsFromCheckpoint(resume_dir, resume_overrides);
+    exit_code = options.ok() ? RunCommand(*options) : Fail(options.status());
   });
 
   SweepCliOptions sweep;

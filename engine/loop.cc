@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 
 #include <spdlog/spdlog.h>
@@ -111,6 +112,45 @@ Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
   }
   prepared.executable_prompt = std::move(rewritten).value();
   return prepared;
+}
+
+Status SaveCheckpoint(const storage::Context& context, const std::string& dir, json manifest, int next_iteration) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status(ErrorCode::kIO, "cannot create checkpoint folder " + dir + ": " + ec.message());
+  auto report = context.SaveSnapshot((fs::path(dir) / "context").string());
+  if (!report.ok()) return report.TakeStatus();
+  manifest["next_iteration"] = next_iteration;
+  manifest["not_persisted"] = report->not_persisted;
+  const fs::path tmp = fs::path(dir) / "run.json.tmp";
+  {
+    std::ofstream out(tmp);
+    out << manifest.dump(2) << "\n";
+    out.flush();
+    if (!out) return Status(ErrorCode::kIO, "cannot write " + tmp.string());
+  }
+  fs::rename(tmp, fs::path(dir) / "run.json", ec);
+  if (ec) return Status(ErrorCode::kIO, "cannot rename " + tmp.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+Result<Checkpoint> LoadCheckpoint(const std::string& dir, storage::Context& context) {
+  namespace fs = std::filesystem;
+  const fs::path manifest_path = fs::path(dir) / "run.json";
+  std::ifstream in(manifest_path);
+  if (!in) return Status(ErrorCode::kNotFound, "no checkpoint at " + dir + " (run.json missing)");
+  json manifest = json::parse(in, nullptr, false);
+  if (manifest.is_discarded() || !manifest.is_object() || !manifest.contains("next_iteration") ||
+      !manifest["next_iteration"].is_number_integer()) {
+    return Status(ErrorCode::kParse, manifest_path.string() + " is not a Discomfort checkpoint manifest");
+  }
+  auto report = context.LoadSnapshot((fs::path(dir) / "context").string());
+  if (!report.ok()) return report.TakeStatus();
+  Checkpoint cp;
+  cp.next_iteration = manifest["next_iteration"].get<int>();
+  cp.manifest = std::move(manifest);
+  return cp;
 }
 
 LoopRunner::LoopRunner(Executor& executor, storage::Context& context)
@@ -256,6 +296,12 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
         continue;
       }
       (void)images.Wait();
+      if (stage_status.code() == ErrorCode::kCancelled && options.checkpoint_every > 0) {
+        // The context holds the last finished iteration: make resuming start right after it.
+        if (Status st = SaveCheckpoint(context_, options.checkpoint_dir, options.checkpoint_manifest, it); st.ok()) {
+          emit({{"event", "checkpoint"}, {"iteration", it - 1}, {"dir", options.checkpoint_dir}});
+        }
+      }
       return fail(stage_status);
     }
 
@@ -282,6 +328,12 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
           {"stages_run", report.stages_run}, {"stages_failed", report.stages_failed}});
     if (options.on_iteration) options.on_iteration(report);
     result.reports.push_back(std::move(report));
+    if (options.checkpoint_every > 0 && (it + 1) % options.checkpoint_every == 0) {
+      if (Status st = SaveCheckpoint(context_, options.checkpoint_dir, options.checkpoint_manifest, it + 1); !st.ok()) {
+        return fail(WithLocation(st, it, "", ""));
+      }
+      emit({{"event", "checkpoint"}, {"iteration", it}, {"dir", options.checkpoint_dir}});
+    }
 
     if (options.until) {
       auto stop = options.until->Evaluate(context_);

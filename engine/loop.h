@@ -69,7 +69,24 @@ struct LoopOptions {
   std::function<void(const nlohmann::json&)> on_event;
   const std::atomic<bool>* cancel = nullptr;  // checked between executions
   int first_iteration = 0;                    // > 0 when resuming
+  // Every K finished iterations (and when cancelled) the context is saved to
+  // `checkpoint_dir`/context with `checkpoint_dir`/run.json = checkpoint_manifest plus
+  // {"next_iteration": N}; `discomfort resume` continues from there.
+  int checkpoint_every = 0;
+  std::string checkpoint_dir;
+  nlohmann::json checkpoint_manifest = nlohmann::json::object();
 };
+
+// Saves a checkpoint: the context snapshot, then run.json (written to a temporary name and
+// renamed), so a crash at any point leaves the previous checkpoint usable.
+Status SaveCheckpoint(const storage::Context& context, const std::string& dir, nlohmann::json manifest,
+                      int next_iteration);
+struct Checkpoint {
+  nlohmann::json manifest;  // as given to SaveCheckpoint, plus next_iteration
+  int next_iteration = 0;
+};
+// Reads run.json and loads the snapshot into `context`.
+Result<Checkpoint> LoadCheckpoint(const std::string& dir, storage::Context& context);
 
 struct LoopResult {
   int iterations_completed = 0;  // index of the next iteration to run
