@@ -106,7 +106,7 @@ json DescribeOutput(const discomfort::storage::Value& value, const std::vector<s
       const at::Tensor& t = value.tensor();
       json shape = json::array();
       for (int64_t i = 0; i < t.dim(); ++i) shape.push_back(t.size(i));
-      return {{"type", "tensor"}, {"dtype", std::string(c10::toString(t.scalar_type()))},
+      return {{"type", "tensor"}, {"dtype", discomfort::storage::TorchDtypeName(t.scalar_type())},
               {"shape", shape}, {"device", t.device().str()}, {"files", files}};
     }
     case ValueKind::kHostObject:

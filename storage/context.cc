@@ -20,6 +20,12 @@ namespace discomfort::storage {
 namespace detail {
 
 namespace {
+std::atomic<uint64_t> g_next_version{1};
+uint64_t NextVersion() { return g_next_version.fetch_add(1); }
+
+}  // namespace
+
+namespace {
 
 constexpr char kTempDirPrefix[] = "discomfort-ctx-";
 
@@ -497,7 +503,9 @@ Status Context::Put(const std::string& key, Value value) {
   Entry old;
   {
     std::lock_guard<std::mutex> lock(state_->mu);
-    fresh.version = state_->next_version++;
+    // Process-wide, so a version is never reused by another context: ComfyUI's cache keys a
+    // loader node by it, and two contexts must not look alike to that cache.
+    fresh.version = detail::NextVersion();
     fresh.last_use = ++state_->clock;
     auto it = state_->entries.find(key);
     if (it != state_->entries.end()) {
@@ -570,7 +578,7 @@ Result<ValueInfo> Context::Info(const std::string& key) const {
   info.on_disk = entry.where == Residence::kDisk;
   if (entry.kind == ValueKind::kTensor) {
     info.device = entry.device;
-    info.dtype = c10::toString(entry.dtype);
+    info.dtype = TorchDtypeName(entry.dtype);
     info.shape = entry.shape;
     info.spill_path = entry.spill_path;
   }

@@ -74,7 +74,6 @@ struct ContextState {
   uint64_t host_bytes = 0;
   uint64_t ram_spilling = 0;  // freed_estimate of in-flight spills, per pool
   uint64_t device_spilling = 0;
-  uint64_t next_version = 1;
   uint64_t clock = 0;
   bool temp_dir_ready = false;
   uint64_t spills = 0;

@@ -23,6 +23,8 @@ class HostObject {
 
 enum class ValueKind { kNone, kTensor, kJson, kHostObject, kRecipe };
 const char* ValueKindName(ValueKind kind);
+// torch's dtype names as Python users know them: "float32", "bfloat16", "int64", ...
+std::string TorchDtypeName(c10::ScalarType dtype);
 
 class Value {
  public:

@@ -85,7 +85,7 @@ TEST(ContextTest, InfoDescribesEachKind) {
   EXPECT_EQ(tensor->kind, ValueKind::kTensor);
   EXPECT_EQ(tensor->bytes, 12u);
   EXPECT_EQ(tensor->device, "cpu");
-  EXPECT_EQ(tensor->dtype, "Half");
+  EXPECT_EQ(tensor->dtype, "float16");
   EXPECT_EQ(tensor->shape, (std::vector<int64_t>{2, 3}));
   EXPECT_FALSE(tensor->on_disk);
   EXPECT_EQ(tensor->version, context.Version("t"));

@@ -79,7 +79,8 @@ class ComfyHost:
         self.embedded_in_live_comfyui = already
         # ComfyUI logs through the root logger; Discomfort reports import failures and node
         # errors itself, so unless asked for, ComfyUI's own log stays quiet (DESIGN.md decision 8).
-        logging.getLogger().setLevel(logging.INFO if verbose else logging.CRITICAL)
+        if not already:  # a live ComfyUI's logging is its own business
+            logging.getLogger().setLevel(logging.INFO if verbose else logging.CRITICAL)
         comfy_path = os.path.abspath(comfy_path)
         if not already:
             if comfy_path not in sys.path:

@@ -1,0 +1,185 @@
+"""Discomfort: the original Discomfort's API, running ComfyUI in this process through the C++ engine."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import inspect
+import os
+import weakref
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from . import _engine, _workflows, errors
+from ._native import core
+from .context import WorkflowContext
+from .tools import WorkflowTools
+from .worker import Worker
+
+_INSTANCES: "weakref.WeakSet[Discomfort]" = weakref.WeakSet()
+
+
+class Discomfort:
+    """Create with ``d = await Discomfort.create()``; then ``d.run(...)``, ``d.Context(...)``,
+    ``d.Tools``, ``d.Worker``; finally ``await d.shutdown()``."""
+
+    Context = WorkflowContext
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.Tools = WorkflowTools(engine.definitions)
+        self.Worker = Worker(engine, self._run_once)
+        self._closed = False
+        _INSTANCES.add(self)
+
+    @classmethod
+    async def create(cls, config_path: Optional[str] = None, *, comfyui_path: Optional[str] = None,
+                     work_dir: Optional[str] = None, cpu: Optional[bool] = None, verbose: bool = False,
+                     extra_nodes: Sequence[str] = ()) -> "Discomfort":
+        """Imports ComfyUI into this process (once per process; later instances share it).
+
+        comfyui_path: the checkout (default: $COMFYUI_PATH, the ComfyUI holding this package,
+        ~/ComfyUI). work_dir: where ComfyUI's output/temp/input folders go (default: a temporary
+        folder per process). cpu: force CPU. extra_nodes: custom-node files or packages to load.
+        config_path: accepted for compatibility with the original; a JSON file whose COMFYUI_PATH
+        is used when comfyui_path is not given."""
+        if comfyui_path is None and config_path and os.path.exists(config_path):
+            import json
+            with open(config_path) as f:
+                comfyui_path = json.load(f).get("COMFYUI_PATH") or None
+        engine = await _engine.call_async(_engine.get_engine, comfyui_path=comfyui_path, work_dir=work_dir, cpu=cpu,
+                                          verbose=verbose, extra_nodes=tuple(extra_nodes))
+        return cls(engine)
+
+    @property
+    def info(self) -> Dict[str, Any]:
+        """{comfyui_path, comfyui_version, device, cpu, import_failed, embedded_in_live_comfyui, ...}"""
+        return dict(self._engine.info)
+
+    # ---------------------------------------------------------------- running
+    async def run(self, workflows: Sequence[_workflows.WorkflowLike], inputs: Optional[Dict[str, Any]] = None,
+                  iterations: int = 1, use_ram: bool = True, context: Optional[WorkflowContext] = None, *,
+                  until: Optional[str] = None, output_dir: Optional[str] = None,
+                  on_iteration: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                  on_event: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                  cancel: Optional["core.CancelToken"] = None) -> Dict[str, Any]:
+        """Runs ``workflows`` (paths or dicts, UI or API format) in order, ``iterations`` times, and
+        returns {unique_id: value} for every OUTPUT port: tensors and live objects by reference.
+
+        ``inputs`` are saved into the context first. An OUTPUT and an INPUT port with the same
+        unique_id carry state from one iteration to the next. Without ``context`` a temporary one
+        lives for this call. A failed iteration commits nothing: the context keeps the last good one.
+
+        Beyond the original: ``until`` (a condition over context scalars such as
+        ``"score > 0.9 && iteration >= 3"``, checked after each iteration), ``output_dir`` (IMAGE
+        outputs as PNG per iteration), ``on_iteration`` / ``on_event`` callbacks (plain functions run
+        on the engine thread; coroutine functions are scheduled on this event loop), ``cancel`` (a
+        CancelToken). Cancelling the awaiting task interrupts ComfyUI at the next node and raises
+        asyncio.CancelledError."""
+        self._check_open()
+        if iterations < 0:
+            raise errors.InvalidArgumentError("iterations must be >= 0")
+        loaded = _workflows.load_all(workflows)
+        own_context = context is None
+        ctx = WorkflowContext() if own_context else context
+        try:
+            for uid, value in (inputs or {}).items():
+                ctx.save(uid, value, use_ram=use_ram)
+            loop = asyncio.get_running_loop()
+            result = await self._run_core(ctx, loaded, iterations, until, output_dir,
+                                          _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel)
+            outputs = result["outputs"]
+            if not use_ram and not own_context:
+                for uid, value in outputs.items():
+                    ctx.save(uid, value, use_ram=False)
+            return outputs
+        finally:
+            if own_context:
+                ctx.shutdown()
+
+    async def run_detailed(self, workflows: Sequence[_workflows.WorkflowLike], *, context: WorkflowContext,
+                           iterations: int = 1, until: Optional[str] = None, output_dir: Optional[str] = None,
+                           on_iteration: Optional[Callable] = None, on_event: Optional[Callable] = None,
+                           cancel: Optional["core.CancelToken"] = None) -> Dict[str, Any]:
+        """Like run, returning {outputs, files, iterations_completed, stopped_by_until, reports}."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        return await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
+                                    _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel)
+
+    async def _run_core(self, ctx: WorkflowContext, loaded, iterations, until, output_dir, on_iteration, on_event,
+                        cancel) -> Dict[str, Any]:
+        token = cancel or core.CancelToken()
+        future = _engine.on_engine_thread(
+            self._engine.run, ctx._store(), loaded, iterations=iterations, until=until,
+            output_dir=os.fspath(output_dir) if output_dir else None, on_iteration=on_iteration,
+            on_event=on_event, cancel=token)
+        wrapped = asyncio.wrap_future(future)
+        try:
+            return await asyncio.shield(wrapped)
+        except asyncio.CancelledError:
+            # Stop the engine, then wait for it: the next call must not overlap this one.
+            token.cancel()
+            while not wrapped.done():
+                self._engine.interrupt()  # repeated: an interrupt between two executions is reset by the next
+                try:
+                    await asyncio.wait({wrapped}, timeout=0.2)
+                except asyncio.CancelledError:
+                    pass
+            if not wrapped.cancelled() and wrapped.exception() is None:
+                pass  # finished anyway; the caller asked to cancel, so the result is dropped
+            raise
+
+    async def _run_once(self, loaded) -> Dict[str, Any]:
+        with WorkflowContext() as ctx:
+            return (await self._run_core(ctx, loaded, 1, None, None, None, None, None))["outputs"]
+
+    def interrupt(self) -> None:
+        """Stops the running execution at its next node (from any thread)."""
+        self._engine.interrupt()
+
+    async def validate(self, workflow: _workflows.WorkflowLike) -> bool:
+        """ComfyUI's validate_prompt on a workflow (ports rewritten as the engine would run it)."""
+        name, doc = _workflows.load(workflow)
+        prompt = await _engine.call_async(self._engine.to_api, doc, name)
+        await _engine.call_async(self._engine.validate, prompt)
+        return True
+
+    # ---------------------------------------------------------------- shutting down
+    async def shutdown(self) -> None:
+        """Removes ephemeral uploads. ComfyUI stays imported (it cannot be unloaded); a later
+        create() reuses it with its loaded models."""
+        self._shutdown_sync()
+
+    def _shutdown_sync(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.Worker.remove_ephemeral()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.InvalidArgumentError("this Discomfort instance was shut down; create a new one")
+
+    async def __aenter__(self) -> "Discomfort":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.shutdown()
+
+
+def _threadsafe(callback: Optional[Callable], loop: asyncio.AbstractEventLoop) -> Optional[Callable]:
+    """Coroutine callbacks run on the caller's loop; plain ones on the engine thread."""
+    if callback is None:
+        return None
+    if inspect.iscoroutinefunction(callback):
+        return lambda arg: asyncio.run_coroutine_threadsafe(callback(arg), loop)
+    return callback
+
+
+@atexit.register
+def _remove_ephemeral_at_exit() -> None:
+    for d in list(_INSTANCES):
+        try:
+            d._shutdown_sync()
+        except Exception:
+            pass

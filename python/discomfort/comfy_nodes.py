@@ -1,0 +1,202 @@
+"""Discomfort's nodes for the ComfyUI UI (registered by the repository's root __init__.py).
+
+DiscomfortLoopExecutor runs workflow files N times (or until a condition) inside the live ComfyUI:
+the engine attaches to this process's ComfyUI as a second, sandboxed executor with its own caches,
+sharing the models the host already loaded, and one execution at a time.
+"""
+
+from __future__ import annotations
+
+import ast
+import concurrent.futures
+import json
+import logging
+import os
+import queue
+from typing import Any, Dict, List, Tuple
+
+LOG = logging.getLogger("discomfort")
+ANY = "*"
+
+
+def parse_initial_inputs(text: str) -> Dict[str, Any]:
+    """`key: value` lines; values are Python literals when they parse (42, 0.5, [1, 2], 'a'),
+    otherwise the raw text. Blank lines and lines starting with # are skipped."""
+    values: Dict[str, Any] = {}
+    for number, line in enumerate((text or "").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, raw = line.partition(":")
+        if not sep or not key.strip():
+            raise ValueError(f"initial_inputs line {number}: expected 'key: value', got {line!r}")
+        raw = raw.strip()
+        try:
+            values[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            values[key.strip()] = raw
+    return values
+
+
+def resolve_workflow_path(path: str) -> str:
+    """Absolute paths as they are; relative ones against the working directory, then ComfyUI's saved
+    workflows (user/default/workflows), then its input folder."""
+    path = os.path.expanduser(path.strip())
+    if os.path.isabs(path):
+        return path
+    candidates = [os.path.abspath(path)]
+    try:
+        import folder_paths
+        candidates.append(os.path.join(folder_paths.get_user_directory(), "default", "workflows", path))
+        candidates.append(os.path.join(folder_paths.get_input_directory(), path))
+    except Exception:
+        pass
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    raise FileNotFoundError(f"workflow {path!r} not found (looked in: {', '.join(candidates)})")
+
+
+def _comfyui_root() -> str:
+    import folder_paths
+    return os.path.dirname(os.path.abspath(folder_paths.__file__))
+
+
+def _send_progress(node_id: str, value: int, maximum: int) -> None:
+    """The progress bar on the node in the UI (the host server's own 'progress' message)."""
+    try:
+        import server
+        instance = server.PromptServer.instance
+        instance.send_sync("progress", {"value": value, "max": maximum, "prompt_id": instance.last_prompt_id,
+                                        "node": node_id}, instance.client_id)
+    except Exception:  # no server (a library run): nothing to show
+        pass
+
+
+class DiscomfortLoopExecutor:
+    """Runs workflow files in a loop inside this ComfyUI and returns an OUTPUT port's final value."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "workflow_paths": ("STRING", {"multiline": True, "default": "",
+                                              "tooltip": "One workflow file per line (UI or API format), run in order each iteration"}),
+                "iterations": ("INT", {"default": 1, "min": 1, "max": 100000}),
+                "initial_inputs": ("STRING", {"multiline": True, "default": "",
+                                              "tooltip": "key: value lines put into the context first"}),
+            },
+            "optional": {
+                "until": ("STRING", {"default": "", "tooltip": "Stop early when this holds, e.g. score > 0.9 && iteration >= 3"}),
+                "return_port": ("STRING", {"default": "", "tooltip": "OUTPUT unique_id to return (default: the first)"}),
+                "input_value": (ANY, {"tooltip": "A value put into the context as input_port"}),
+                "input_port": ("STRING", {"default": "", "tooltip": "unique_id for input_value"}),
+            },
+            "hidden": {"node_id": "UNIQUE_ID"},
+        }
+
+    RETURN_TYPES = (ANY, "STRING")
+    RETURN_NAMES = ("result", "outputs")
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "discomfort"
+    DESCRIPTION = ("Runs workflow files N times (or until a condition) inside this ComfyUI, sharing its loaded "
+                   "models; OUTPUT ports with the same unique_id as INPUT ports carry state between iterations.")
+
+    @classmethod
+    def IS_CHANGED(cls, **kwargs):
+        return float("nan")  # a loop has side effects (files, state): always run
+
+    def run(self, workflow_paths: str, iterations: int, initial_inputs: str, until: str = "",
+            return_port: str = "", input_value: Any = None, input_port: str = "", node_id: str = ""):
+        outputs = run_loop(workflow_paths, iterations, initial_inputs, until=until,
+                           extra_inputs={input_port: input_value} if input_port and input_value is not None else {},
+                           node_id=node_id)
+        if not outputs:
+            return {"ui": {"text": ["{}"]}, "result": (None, "{}")}
+        if return_port:
+            if return_port not in outputs:
+                raise KeyError(f"return_port {return_port!r} is not an OUTPUT of these workflows; outputs: {sorted(outputs)}")
+            result = outputs[return_port]
+        else:
+            result = next(iter(outputs.values()))
+        summary = json.dumps({k: _describe(v) for k, v in outputs.items()})
+        # The summary also goes to the UI (and /history) as text.
+        return {"ui": {"text": [summary]}, "result": (result, summary)}
+
+
+def run_loop(workflow_paths: str, iterations: int, initial_inputs: str, until: str = "",
+             extra_inputs: Dict[str, Any] = None, node_id: str = "") -> Dict[str, Any]:
+    """The loop-executor's body (also usable from other nodes)."""
+    from . import _engine, _workflows, errors
+    from ._native import core
+    from .context import WorkflowContext
+    import comfy.model_management as mm
+
+    import threading
+    if threading.current_thread().name.startswith("discomfort-engine"):
+        raise RuntimeError("DiscomfortLoopExecutor runs inside a ComfyUI server; a workflow run by Discomfort "
+                           "itself cannot nest another loop (use iterations, until or a loop plan instead)")
+    paths = [resolve_workflow_path(p) for p in (workflow_paths or "").splitlines() if p.strip()]
+    if not paths:
+        raise ValueError("workflow_paths is empty: give one workflow file per line")
+    loaded = _workflows.load_all(paths)
+    inputs = parse_initial_inputs(initial_inputs)
+    inputs.update(extra_inputs or {})
+    # The node runs on the host's executor thread, inside its asyncio loop: the engine works on its
+    # own thread (ComfyUI's executor calls asyncio.run), and this thread relays progress and interrupts.
+    engine = _engine.on_engine_thread(_engine.get_engine, comfyui_path=_comfyui_root(), verbose=True).result()
+    token = core.CancelToken()
+    reports: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+    try:
+        from comfy_execution import progress as host_progress
+        saved_registry = host_progress.global_progress_registry
+    except Exception:  # ComfyUI without the progress registry
+        host_progress, saved_registry = None, None
+    with WorkflowContext() as ctx:
+        for key, value in inputs.items():
+            ctx.save(key, value)
+        future = _engine.on_engine_thread(engine.run, ctx._store(), loaded, iterations=iterations,
+                                          until=until or None, on_iteration=reports.put, cancel=token)
+        try:
+            while True:
+                try:
+                    result = future.result(timeout=0.1)
+                    break
+                except concurrent.futures.TimeoutError:
+                    pass
+                while not reports.empty():
+                    _send_progress(node_id, reports.get()["iteration"] + 1, iterations)
+                if mm.processing_interrupted() and not token.cancelled:
+                    token.cancel()
+                    engine.interrupt()
+        except errors.RunCancelledError:
+            raise mm.InterruptProcessingException()
+        finally:
+            # The nested executor replaced the host's progress registry; the host still reports into it.
+            if host_progress is not None:
+                host_progress.global_progress_registry = saved_registry
+        _send_progress(node_id, iterations, iterations)
+    return result["outputs"]
+
+
+def _describe(value: Any) -> Any:
+    try:
+        import torch
+        if isinstance(value, torch.Tensor):
+            return {"tensor": str(value.dtype).replace("torch.", ""), "shape": list(value.shape)}
+    except Exception:
+        pass
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, dict)):
+        try:
+            json.dumps(value)
+            return value
+        except (TypeError, ValueError):
+            pass
+    return {"object": type(value).__name__}
+
+
+NODE_CLASS_MAPPINGS = {"DiscomfortLoopExecutor": DiscomfortLoopExecutor}
+NODE_DISPLAY_NAME_MAPPINGS = {"DiscomfortLoopExecutor": "Discomfort Loop Executor"}

@@ -1,0 +1,93 @@
+"""The repository as a ComfyUI custom-node package, loaded into the running ComfyUI the way
+ComfyUI loads custom_nodes/* (nodes.load_custom_node), and the loop executor's body run from
+outside the engine thread, as ComfyUI's own executor would call it."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+import discomfort
+from conftest import REPO, counter_workflow
+
+
+@pytest.fixture(scope="module")
+def comfy_nodes(d):
+    import discomfort_bridge
+    discomfort_bridge.HOST.load_nodes(REPO)
+    import nodes
+    return nodes
+
+
+def test_root_package_registers_the_nodes(comfy_nodes):
+    mappings = comfy_nodes.NODE_CLASS_MAPPINGS
+    assert mappings["DiscomfortPort"].__module__ == "discomfort_bridge.nodes"
+    loop = mappings["DiscomfortLoopExecutor"]
+    assert loop.__module__ == "discomfort.comfy_nodes"  # the real node, not the "core not built" placeholder
+    assert "workflow_paths" in loop.INPUT_TYPES()["required"]
+
+
+def test_loop_executor_node_runs_a_workflow_file(comfy_nodes, tmp_path):
+    path = tmp_path / "counter.json"
+    path.write_text(json.dumps(counter_workflow(3)))
+    node = comfy_nodes.NODE_CLASS_MAPPINGS["DiscomfortLoopExecutor"]()
+    out = node.run(workflow_paths=str(path), iterations=4, initial_inputs="counter: 5\n# comment",
+                   return_port="counter")
+    result, summary = out["result"]
+    assert result == 17 and json.loads(summary) == {"counter": 17} and out["ui"]["text"] == [summary]
+    with pytest.raises(KeyError):
+        node.run(workflow_paths=str(path), iterations=1, initial_inputs="counter: 1", return_port="nope")
+    with pytest.raises(FileNotFoundError):
+        node.run(workflow_paths="no/such/file.json", iterations=1, initial_inputs="")
+
+
+def test_loop_executor_inside_a_discomfort_run_is_refused_clearly(d, comfy_nodes, tmp_path):
+    path = tmp_path / "counter.json"
+    path.write_text(json.dumps(counter_workflow(1)))
+    outer = {"1": {"class_type": "DiscomfortLoopExecutor",
+                   "inputs": {"workflow_paths": str(path), "iterations": 1, "initial_inputs": "counter: 1"}}}
+    with pytest.raises(discomfort.ExecutionError) as info:
+        asyncio.run(d.run([outer]))
+    assert "cannot nest" in str(info.value) and info.value.class_type == "DiscomfortLoopExecutor"
+
+
+def test_initial_inputs_parsing():
+    from discomfort.comfy_nodes import parse_initial_inputs
+    assert parse_initial_inputs("a: 1\nb: [1, 2]\nc: hello world\nd: 'q'\n\n# x") == \
+        {"a": 1, "b": [1, 2], "c": "hello world", "d": "q"}
+    with pytest.raises(ValueError):
+        parse_initial_inputs("no separator")
+
+
+def test_pyproject_has_the_comfy_table():
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)
+    assert project["tool"]["comfy"]["DisplayName"] == "Discomfort"
+    assert project["project"]["name"] == "discomfort"
+
+
+def test_without_a_built_core_the_extension_says_how_to_build_it():
+    # A Python that cannot import discomfort and finds no build folder (glob patched to find none).
+    code = f"""
+import glob, importlib.util
+glob.glob = lambda *a, **k: []
+spec = importlib.util.spec_from_file_location("discomfort_ext", {os.path.join(REPO, "__init__.py")!r})
+ext = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ext)
+node = ext.NODE_CLASS_MAPPINGS["DiscomfortLoopExecutor"]
+assert "DiscomfortPort" in ext.NODE_CLASS_MAPPINGS and ext.CORE_ERROR
+assert "pip install --no-build-isolation" in node.DESCRIPTION
+try:
+    node().run(workflow_paths="x", iterations=1)
+except RuntimeError as exc:
+    assert "scripts/setup" in str(exc)
+    print("OK")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "OK", out.stderr
+    assert "needs the compiled core" in out.stderr  # the warning in ComfyUI's log

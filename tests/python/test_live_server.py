@@ -1,0 +1,125 @@
+"""The extension inside a real ComfyUI server (a subprocess on a loopback port, its base directory a
+temporary folder whose custom_nodes/ links this repository: the user's checkout is not altered).
+A prompt with the loop-executor node is queued through /prompt and its result read from /history."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import REPO, TEST_NODES, counter_workflow
+
+
+def _comfyui_path():
+    path = os.environ.get("COMFYUI_PATH") or os.path.expanduser("~/ComfyUI")
+    return path if os.path.isfile(os.path.join(path, "main.py")) else None
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
+
+
+@pytest.fixture(scope="module")
+def server():
+    comfy = _comfyui_path()
+    if comfy is None:
+        pytest.skip("no ComfyUI checkout with main.py")
+    base = tempfile.mkdtemp(prefix="discomfort-server-")
+    os.makedirs(os.path.join(base, "custom_nodes"))
+    os.makedirs(os.path.join(base, "web"))  # no frontend needed for the HTTP API
+    os.symlink(REPO, os.path.join(base, "custom_nodes", "discomfort"))
+    os.symlink(TEST_NODES, os.path.join(base, "custom_nodes", "discomfort_test_nodes.py"))
+    port = _free_port()
+    log = open(os.path.join(base, "server.log"), "w")
+    proc = subprocess.Popen(
+        [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", base,
+         "--disable-api-nodes", "--front-end-root", os.path.join(base, "web")],
+        cwd=comfy, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited ({proc.returncode}); log: {open(log.name).read()[-3000:]}")
+            try:
+                _get(url + "/object_info/DiscomfortPort")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("ComfyUI did not start in 120 s")
+                time.sleep(0.5)
+        yield url, base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _queue_and_wait(url, prompt, timeout=120):
+    body = json.dumps({"prompt": prompt}).encode()
+    req = urllib.request.Request(url + "/prompt", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        prompt_id = json.load(r)["prompt_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = _get(f"{url}/history/{prompt_id}")
+        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
+            return history[prompt_id]
+        time.sleep(0.2)
+    raise TimeoutError(f"prompt {prompt_id} did not finish")
+
+
+def test_nodes_are_served(server):
+    url, _ = server
+    info = _get(url + "/object_info")
+    assert "DiscomfortPort" in info and "DiscomfortLoopExecutor" in info
+    assert info["DiscomfortLoopExecutor"]["category"] == "discomfort"
+    assert "NOT BUILT" not in info["DiscomfortLoopExecutor"]["description"]
+
+
+def test_loop_executor_prompt_through_the_http_api(server):
+    url, base = server
+    path = os.path.join(base, "counter.json")
+    with open(path, "w") as f:
+        json.dump(counter_workflow(3), f)
+    prompt = {
+        "10": {"class_type": "DiscomfortLoopExecutor",
+               "inputs": {"workflow_paths": path, "iterations": 4, "initial_inputs": "counter: 5",
+                          "return_port": "counter"}},
+        # The host goes on with the loop's result after the nested executor finished.
+        "11": {"class_type": "DiscomfortTestAdd", "inputs": {"value": ["10", 0], "amount": 1000}},
+        "12": {"class_type": "DiscomfortLoopExecutor",
+               "inputs": {"workflow_paths": path, "iterations": 1, "initial_inputs": "",
+                          "input_value": ["11", 0], "input_port": "counter"}},
+    }
+    entry = _queue_and_wait(url, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert json.loads(entry["outputs"]["10"]["text"][0]) == {"counter": 17}
+    assert json.loads(entry["outputs"]["12"]["text"][0]) == {"counter": 1020}
+
+
+def test_loop_executor_errors_reach_the_history(server):
+    url, base = server
+    prompt = {"1": {"class_type": "DiscomfortLoopExecutor",
+                    "inputs": {"workflow_paths": os.path.join(base, "missing.json"), "iterations": 2,
+                               "initial_inputs": ""}}}
+    entry = _queue_and_wait(url, prompt)
+    assert entry["status"]["status_str"] == "error"
+    errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+    assert errors and "missing.json" in errors[0]["exception_message"]
