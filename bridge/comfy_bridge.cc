@@ -213,7 +213,35 @@ Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionReq
       inputs[py::str(uid)] = *object;
     }
     for (const auto& [uid, version] : request.versions) versions[py::str(uid)] = py::int_(version);
-    py::dict result = Host().attr("execute")(request.slot, JsonToPython(request.prompt), inputs, versions);
+    py::object on_event = py::none();
+    if (request.on_progress) {
+      // ComfyUI's executor events, translated to the engine's small vocabulary.
+      auto forward = request.on_progress;
+      on_event = py::cpp_function([forward](const std::string& event, py::dict data) {
+        try {
+          if (event == "executing" && !data["node"].is_none()) {
+            forward("node_start", {{"node", py::str(data["node"]).cast<std::string>()}});
+          } else if (event == "progress_state") {
+            for (auto item : data["nodes"].cast<py::dict>()) {
+              py::dict node = item.second.cast<py::dict>();
+              // Only nodes that report steps (samplers, upscalers): every node "starts" at 0 of 1.
+              if (py::str(node["state"]).cast<std::string>() != "running" || node["max"].cast<double>() <= 1) continue;
+              forward("progress", {{"node", py::str(item.first).cast<std::string>()},
+                                   {"value", node["value"].cast<double>()},
+                                   {"max", node["max"].cast<double>()}});
+            }
+          } else if (event == "execution_cached") {
+            nlohmann::json nodes = nlohmann::json::array();
+            for (py::handle n : data["nodes"]) nodes.push_back(py::str(n).cast<std::string>());
+            if (!nodes.empty()) forward("cached", {{"nodes", nodes}});
+          }
+        } catch (const std::exception& e) {
+          spdlog::debug("[discomfort] progress event dropped: {}", e.what());
+        }
+      });
+    }
+    py::dict result =
+        Host().attr("execute")(request.slot, JsonToPython(request.prompt), inputs, versions, on_event);
 
     const bool ok = result["ok"].cast<bool>();
     const std::string stage = result["stage"].cast<std::string>();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ struct ExecutionRequest {
   nlohmann::json prompt;      // API format with ports already rewritten
   std::map<std::string, storage::Value> inputs;  // INPUT port unique_id -> value
   std::map<std::string, uint64_t> versions;      // unique_id -> context version (cache key)
+  // Live progress while the prompt runs: ("node_start", {"node"}), ("progress", {"node", "value",
+  // "max"}), ("cached", {"nodes"}). Called on the executing thread; must return quickly.
+  std::function<void(const std::string& event, const nlohmann::json& data)> on_progress;
 };
 
 struct NodeTiming {

@@ -255,6 +255,19 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
             request.versions[port.unique_id] = context_.Version(port.unique_id);
           }
           if (!stage_status.ok()) break;
+          if (options.on_event) {
+            request.on_progress = [&emit, it, &stage, &wf](const std::string& event, const json& data) {
+              json e = data;
+              e["event"] = event;
+              e["iteration"] = it;
+              e["stage"] = stage.name;
+              e["workflow"] = wf.name;
+              if (event == "node_start" && wf.executable_prompt.contains(data.value("node", ""))) {
+                e["class_type"] = wf.executable_prompt[data["node"].get<std::string>()].value("class_type", "");
+              }
+              emit(std::move(e));
+            };
+          }
           const auto workflow_start = Clock::now();
           auto outcome = executor_.Execute(request);
           if (!outcome.ok()) {

@@ -225,6 +225,26 @@ TEST(LoopTest, InvalidWorkflowIsAValidationErrorAndContextSurvives) {
   EXPECT_EQ(JsonInt(context, "counter"), 11);
 }
 
+TEST(LoopTest, LiveNodeEventsNameIterationWorkflowAndClass) {
+  storage::Context context;
+  ASSERT_TRUE(context.Put("counter", storage::Value::Json(0)).ok());
+  std::vector<json> starts;
+  engine::LoopOptions options;
+  options.iterations = 2;
+  options.on_event = [&](const json& e) {
+    if (e["event"] == "node_start") starts.push_back(e);
+  };
+  engine::LoopRunner runner(Comfy(), context);
+  auto result = runner.Run({Prepare(CounterWorkflow(1), "events.json", 9)}, options);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(starts.size(), 8u);  // 4 nodes x 2 iterations, in execution order
+  EXPECT_EQ(starts[0]["node"], "1");
+  EXPECT_EQ(starts[0]["class_type"], "DiscomfortContextLoader");
+  EXPECT_EQ(starts[1]["class_type"], "DiscomfortTestAdd");
+  EXPECT_EQ(starts[5]["iteration"], 1);
+  EXPECT_EQ(starts[5]["workflow"], "events.json");
+}
+
 TEST(LoopTest, UnchangedInputsHitComfyUIsCache) {
   // The second run with the same context version re-executes nothing upstream of the saver.
   json prompt = {{"1", Port("v")}, {"2", Add(Link("1"), 1)}, {"3", Port("out", Link("2"))}};
