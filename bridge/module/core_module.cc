@@ -23,7 +23,9 @@
 #include "bridge/python_errors.h"
 #include "bridge/value_convert.h"
 #include "engine/condition.h"
+#include "engine/image_io.h"
 #include "engine/loop.h"
+#include "engine/plan.h"
 #include "graph/api_prompt.h"
 #include "graph/node_definitions.h"
 #include "graph/ui_to_api.h"
@@ -323,22 +325,86 @@ class EngineHandle {
   }
 
   py::dict Run(ContextHandle& py_context, const std::vector<std::pair<std::string, py::object>>& workflows, int iterations,
-               std::optional<std::string> until, std::optional<std::string> output_dir, py::object on_iteration,
+               py::object until, std::optional<std::string> output_dir, py::object on_iteration,
                py::object on_event, std::shared_ptr<CancelToken> cancel, int first_iteration) {
     if (workflows.empty()) throw py::value_error("workflows must be a non-empty list");
     if (iterations < 0) throw py::value_error("iterations must be >= 0");
     const json& object_info = ObjectInfo();
-    std::vector<engine::PreparedWorkflow> prepared;
+    engine::Stage stage;
+    stage.name = "main";
     for (size_t i = 0; i < workflows.size(); ++i) {
       const auto& [name, doc] = workflows[i];
       json api = ToApi(ToJsonOrRaise(doc, "a workflow"), name);
-      prepared.push_back(Unwrap(engine::PrepareWorkflow({name, std::move(api)}, i, &object_info)));
+      stage.workflows.push_back(Unwrap(engine::PrepareWorkflow({name, std::move(api)}, i, &object_info)));
     }
     engine::LoopOptions options;
     options.iterations = iterations;
     options.first_iteration = first_iteration;
-    if (until && !until->empty()) options.until = Unwrap(engine::Condition::Parse(*until));
+    options.until = ConditionFrom(until, py_context);
     if (output_dir) options.output_dir = *output_dir;
+    return RunStages(py_context, {std::move(stage)}, options, on_iteration, on_event, std::move(cancel));
+  }
+
+  // A loop plan (engine/plan.h's JSON structure) as a dict; workflow paths relative to base_dir.
+  // Its `inputs` are put into the context first ("@file.png" strings load images).
+  py::dict RunPlan(ContextHandle& py_context, py::handle plan_doc, const std::string& base_dir,
+                   std::optional<int> iterations, py::object until, std::optional<std::string> output_dir,
+                   py::object on_iteration, py::object on_event, std::shared_ptr<CancelToken> cancel) {
+    engine::LoopPlan plan = Unwrap(engine::ParseLoopPlan(ToJsonOrRaise(plan_doc, "a loop plan"), base_dir));
+    auto load = [this](const std::string& path) -> Result<json> {
+      DISCOMFORT_ASSIGN_OR_RETURN(json doc, graph::LoadJsonFile(path));
+      try {
+        return ToApi(doc, std::filesystem::path(path).filename().string());
+      } catch (const std::exception& e) {
+        ErrorLocation where;
+        where.workflow = path;
+        return Status(ErrorCode::kInvalidArgument, e.what(), where);
+      }
+    };
+    std::vector<engine::Stage> stages = Unwrap(engine::PrepareStages(plan, load));
+    std::shared_ptr<storage::Context> context = py_context.get();
+    for (const auto& [key, value] : plan.inputs.items()) {
+      storage::Value v = storage::Value::Json(value);
+      if (value.is_string() && value.get<std::string>().rfind('@', 0) == 0) {
+        std::filesystem::path file = value.get<std::string>().substr(1);
+        if (file.is_relative()) file = std::filesystem::path(base_dir) / file;
+        v = storage::Value::Tensor(Unwrap(engine::ReadPngAsImage(file.string())));
+      }
+      Check(context->Put(key, v));
+    }
+    engine::LoopOptions options;
+    options.iterations = iterations.value_or(plan.max_iterations);
+    if (!plan.until.empty()) options.until = Unwrap(engine::Condition::Parse(plan.until));
+    if (auto c = ConditionFrom(until, py_context)) options.until = std::move(c);
+    if (output_dir) options.output_dir = *output_dir;
+    return RunStages(py_context, std::move(stages), options, on_iteration, on_event, std::move(cancel));
+  }
+
+ private:
+  // None, an expression string, or a Python callable receiving the context and returning a bool.
+  static std::optional<engine::Condition> ConditionFrom(const py::object& until, ContextHandle& py_context) {
+    if (until.is_none()) return std::nullopt;
+    if (py::isinstance<py::str>(until)) {
+      const std::string text = until.cast<std::string>();
+      if (text.empty()) return std::nullopt;
+      return Unwrap(engine::Condition::Parse(text));
+    }
+    if (!PyCallable_Check(until.ptr())) throw py::type_error("until must be None, a condition string or a callable");
+    py::object context_object = py::cast(&py_context, py::return_value_policy::reference);
+    return engine::Condition::FromCallback(
+        [fn = until, context_object](const storage::Context&) -> Result<bool> {
+          py::gil_scoped_acquire gil;
+          try {
+            return py::bool_(fn(context_object)).cast<bool>();
+          } catch (py::error_already_set& e) {
+            return bridge::StatusFromPythonError(e, ErrorCode::kInvalidArgument);
+          }
+        },
+        "python callable");
+  }
+
+  py::dict RunStages(ContextHandle& py_context, std::vector<engine::Stage> stages, engine::LoopOptions options,
+                     py::object on_iteration, py::object on_event, std::shared_ptr<CancelToken> cancel) {
     if (!cancel) cancel = std::make_shared<CancelToken>();
     options.cancel = cancel->flag();
 
@@ -381,7 +447,7 @@ class EngineHandle {
       std::lock_guard<std::mutex> lock(g_execution_mu);
       SaltedExecutor executor(*bridge_, py_context.serial());
       engine::LoopRunner runner(executor, *context);
-      result = runner.Run(prepared, options);
+      result = runner.RunStages(stages, options);
     }
     if (callback_error) throw std::move(*callback_error);
     engine::LoopResult loop = Unwrap(std::move(result));
@@ -603,7 +669,11 @@ PYBIND11_MODULE(_core, m) {
       .def("reset_slot", &EngineHandle::ResetSlot, py::arg("slot"))
       .def("run", &EngineHandle::Run, py::arg("context"), py::arg("workflows"), py::kw_only(), py::arg("iterations") = 1,
            py::arg("until") = py::none(), py::arg("output_dir") = py::none(), py::arg("on_iteration") = py::none(),
-           py::arg("on_event") = py::none(), py::arg("cancel") = py::none(), py::arg("first_iteration") = 0);
+           py::arg("on_event") = py::none(), py::arg("cancel") = py::none(), py::arg("first_iteration") = 0)
+      .def("run_plan", &EngineHandle::RunPlan, py::arg("context"), py::arg("plan"), py::kw_only(),
+           py::arg("base_dir") = "", py::arg("iterations") = py::none(), py::arg("until") = py::none(),
+           py::arg("output_dir") = py::none(), py::arg("on_iteration") = py::none(), py::arg("on_event") = py::none(),
+           py::arg("cancel") = py::none());
 
   // Workflow tools: UI or API format; `definitions` (from Engine.definitions()) where types matter.
   m.def(

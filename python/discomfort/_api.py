@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import inspect
+import json
 import os
 import weakref
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from . import _engine, _workflows, errors
 from ._native import core
@@ -106,13 +107,50 @@ class Discomfort:
         return await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
                                     _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel)
 
+    async def run_plan(self, plan: Union[str, os.PathLike, Dict[str, Any]], *, context: Optional[WorkflowContext] = None,
+                       iterations: Optional[int] = None, until: Union[None, str, Callable[[WorkflowContext], bool]] = None,
+                       output_dir: Optional[str] = None, on_iteration: Optional[Callable] = None,
+                       on_event: Optional[Callable] = None, cancel: Optional["core.CancelToken"] = None) -> Dict[str, Any]:
+        """Runs a loop plan (a PLAN.json path or the same structure as a dict: stages with ``when``
+        conditions and error policies, ``until``, ``max_iterations``, ``inputs``; see the README).
+        Returns {outputs, files, iterations_completed, stopped_by_until, reports}. ``until`` may
+        override the plan's condition, as an expression or a callable taking the context."""
+        self._check_open()
+        base_dir = ""
+        if isinstance(plan, (str, os.PathLike)):
+            base_dir = os.path.dirname(os.path.abspath(os.fspath(plan)))
+            with open(plan) as f:
+                plan = json.load(f)
+        own_context = context is None
+        ctx = WorkflowContext() if own_context else context
+        loop = asyncio.get_running_loop()
+        try:
+            return await self._submit(self._engine.run_plan, ctx, plan, base_dir=base_dir, iterations=iterations,
+                                      until=self._core_until(until, ctx),
+                                      output_dir=os.fspath(output_dir) if output_dir else None,
+                                      on_iteration=_threadsafe(on_iteration, loop),
+                                      on_event=_threadsafe(on_event, loop), cancel=cancel)
+        finally:
+            if own_context:
+                ctx.shutdown()
+
+    @staticmethod
+    def _core_until(until, ctx: WorkflowContext):
+        # A Python condition sees the WorkflowContext its caller knows, not the core store.
+        if callable(until) and not isinstance(until, str):
+            return lambda _core_context: bool(until(ctx))
+        return until
+
     async def _run_core(self, ctx: WorkflowContext, loaded, iterations, until, output_dir, on_iteration, on_event,
                         cancel) -> Dict[str, Any]:
+        return await self._submit(self._engine.run, ctx, loaded, iterations=iterations,
+                                  until=self._core_until(until, ctx),
+                                  output_dir=os.fspath(output_dir) if output_dir else None,
+                                  on_iteration=on_iteration, on_event=on_event, cancel=cancel)
+
+    async def _submit(self, method, ctx: WorkflowContext, *args, cancel=None, **kwargs) -> Dict[str, Any]:
         token = cancel or core.CancelToken()
-        future = _engine.on_engine_thread(
-            self._engine.run, ctx._store(), loaded, iterations=iterations, until=until,
-            output_dir=os.fspath(output_dir) if output_dir else None, on_iteration=on_iteration,
-            on_event=on_event, cancel=token)
+        future = _engine.on_engine_thread(method, ctx._store(), *args, cancel=token, **kwargs)
         wrapped = asyncio.wrap_future(future)
         try:
             return await asyncio.shield(wrapped)

@@ -1,6 +1,6 @@
 """Type stubs for discomfort._core, the compiled engine (private: use the discomfort package)."""
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Union, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 Json = Any
 
@@ -57,10 +57,15 @@ class Engine:
     def interrupt(self) -> None: ...
     def reset_slot(self, slot: str) -> None: ...
     def run(self, context: Context, workflows: Sequence[Tuple[str, Dict[str, Any]]], *, iterations: int = ...,
-            until: Optional[str] = ..., output_dir: Optional[str] = ...,
+            until: Union[None, str, Callable[[Context], bool]] = ..., output_dir: Optional[str] = ...,
             on_iteration: Optional[Callable[[Dict[str, Any]], Any]] = ...,
             on_event: Optional[Callable[[Dict[str, Any]], Any]] = ..., cancel: Optional[CancelToken] = ...,
             first_iteration: int = ...) -> Dict[str, Any]: ...
+    def run_plan(self, context: Context, plan: Dict[str, Any], *, base_dir: str = ..., iterations: Optional[int] = ...,
+                 until: Union[None, str, Callable[[Context], bool]] = ..., output_dir: Optional[str] = ...,
+                 on_iteration: Optional[Callable[[Dict[str, Any]], Any]] = ...,
+                 on_event: Optional[Callable[[Dict[str, Any]], Any]] = ...,
+                 cancel: Optional[CancelToken] = ...) -> Dict[str, Any]: ...
 
 def detect_format(workflow: Dict[str, Any]) -> str: ...
 def discover_ports(workflow: Dict[str, Any], definitions: Optional[NodeDefinitions] = ...,
