@@ -1,0 +1,83 @@
+"""Runs the whole benchmark suite and writes benchmarks/results.json, RESULTS.md and results.png.
+
+    scripts/bench              # full: 200 iterations x 3 repeats, 1 and 4 GiB tensors (8 GiB if RAM allows)
+    BENCH_QUICK=1 scripts/bench  # ~30 iterations x 2 repeats, 1 GiB only: for development
+    BENCH_ONLY=overhead,sweep scripts/bench   # a subset (the others are kept from the last results.json)
+    BENCH_WORK=DIR scripts/bench              # keep the work folder (logs, outputs, events) in DIR
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "overhead"))
+
+from common import PYPKG, PYTHON, SINGLE_THREAD_ENV, machine, mem_available, quick  # noqa: E402
+import report  # noqa: E402
+
+RESULTS = os.path.join(HERE, "results.json")
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def main():
+    q = quick()
+    only = [s for s in os.environ.get("BENCH_ONLY", "overhead,handoff,sweep").split(",") if s]
+    work = os.environ.get("BENCH_WORK") or tempfile.mkdtemp(prefix="discomfort-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp"))
+    os.makedirs(work, exist_ok=True)
+    log(f"work folder {work} ({'quick' if q else 'full'} run: {', '.join(only)})")
+    previous = {}
+    if os.path.exists(RESULTS) and set(only) != {"overhead", "handoff", "sweep"}:
+        with open(RESULTS) as f:
+            previous = json.load(f)
+    res = {"machine": machine(), "quick": q, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+           "scenarios": previous.get("scenarios", {})}
+    t0 = time.time()
+
+    def save():  # after every scenario, so a failure later keeps what was measured
+        with open(RESULTS, "w") as f:
+            json.dump(res, f, indent=1)
+
+    if "overhead" in only:
+        import overhead.run as overhead_run  # noqa: E402
+        n, repeats = (30, 2) if q else (int(os.environ.get("BENCH_ITERATIONS", 200)), 3)
+        log(f"overhead: {n} iterations + 5 warm-up, {repeats} repeats per contender")
+        res["scenarios"]["overhead"] = overhead_run.run(os.path.join(work, "overhead"), n, 5, repeats)
+        save()
+
+    if "handoff" in only:
+        sizes = "1" if q else ("1,4,8" if mem_available() > 21 * (1 << 30) else "1,4")
+        log(f"handoff: sizes {sizes} GiB")
+        out = os.path.join(work, "handoff.json")
+        subprocess.run([PYTHON, os.path.join(HERE, "handoff", "handoff.py"), "--work", os.path.join(work, "handoff"),
+                        "--sizes-gib", sizes, "--result", out], check=True, timeout=1800,
+                       env=dict(os.environ, PYTHONPATH=PYPKG))
+        with open(out) as f:
+            res["scenarios"]["handoff"] = json.load(f)
+        save()
+
+    if "sweep" in only:
+        import sweep.sweep as sweep_run  # noqa: E402
+        repeats = 1 if q else 2
+        log(f"sweep: 32 points, pipeline on / off, {repeats} repeats")
+        res["scenarios"]["sweep"] = sweep_run.run(os.path.join(work, "sweep"), 32, 512, repeats)
+
+    res["machine"]["loadavg_at_end"] = list(os.getloadavg())
+    res["suite_seconds"] = time.time() - t0
+    save()
+    report.write(res, HERE)
+    log(f"wrote {RESULTS}, RESULTS.md, results.png in {res['suite_seconds']:.0f} s")
+    if not os.environ.get("BENCH_WORK"):  # a folder given by the user is kept for inspection
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

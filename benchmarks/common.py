@@ -1,0 +1,124 @@
+"""Shared helpers for the benchmark scripts: paths, machine description, statistics, image checks.
+
+Only the standard library, numpy and PIL are imported here, so every contender's subprocess can use it
+without pulling in torch or ComfyUI before it means to."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(REPO, "benchmarks")
+CLI = os.path.join(REPO, "build", "release", "cli", "discomfort")
+PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+PYPKG = os.path.join(REPO, "build", "release", "python")
+FEEDBACK = os.path.join(REPO, "examples", "feedback_loop", "feedback.json")
+
+
+def comfyui_path() -> str:
+    path = os.environ.get("COMFYUI_PATH") or os.path.expanduser("~/ComfyUI")
+    if not os.path.isfile(os.path.join(path, "main.py")):
+        raise SystemExit(f"no ComfyUI checkout with main.py at {path} (set COMFYUI_PATH)")
+    return path
+
+
+def quick() -> bool:
+    return os.environ.get("BENCH_QUICK", "0") not in ("", "0")
+
+
+def percentile(values, q):
+    """Linear-interpolated percentile (q in 0..100) of a non-empty list."""
+    s = sorted(values)
+    if len(s) == 1:
+        return s[0]
+    pos = (len(s) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def summarize(seconds):
+    """median / p95 / mean / min / max / n of a list of durations in seconds."""
+    return {"median": statistics.median(seconds), "p95": percentile(seconds, 95), "mean": statistics.fmean(seconds),
+            "min": min(seconds), "max": max(seconds), "n": len(seconds)}
+
+
+def machine() -> dict:
+    info = {"cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            mem = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in f}
+        info["ram_total_bytes"] = mem["MemTotal"]
+        info["ram_available_bytes_at_start"] = mem["MemAvailable"]
+        info["loadavg_at_start"] = list(os.getloadavg())
+    except OSError:
+        pass
+    try:
+        info["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                        timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        info["worktree_dirty"] = bool(dirty)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def mem_available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def load_rgb_float(path):
+    """A PNG as float32 [1, H, W, 3] in 0..1 (numpy) — the same decoding every contender uses."""
+    import numpy as np
+    from PIL import Image
+    a = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    return a[None]
+
+
+def to_png_bytes(array):
+    """float [1, H, W, 3] (numpy) -> uint8 [H, W, 3] the way ComfyUI's SaveImage and the engine do (clip, truncate)."""
+    import numpy as np
+    return np.clip(255.0 * np.asarray(array[0], dtype=np.float32), 0, 255).astype(np.uint8)
+
+
+def read_png_u8(path):
+    import numpy as np
+    from PIL import Image
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+
+
+def write_json(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a live process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Every contender runs torch with one intra-op thread: the ops here are tiny, and on a 2-core machine
+# shared with other work a second thread only adds noise. Set before torch is imported.
+SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def now() -> float:
+    return time.perf_counter()
