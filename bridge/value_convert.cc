@@ -83,7 +83,27 @@ bool PythonToJson(py::handle object, nlohmann::json* out, int depth) {
   return true;
 }
 
-py::object JsonToPython(const nlohmann::json& json) {
+namespace {
+
+py::object JsonToPythonAt(const nlohmann::json& json, int depth);
+
+}  // namespace
+
+// Bounded like PythonToJson: a workflow's input value nested 50,000 deep overflowed the stack
+// (SIGSEGV) here. Deeper than kMaxJsonDepth is a Python RecursionError, which every caller
+// already turns into a typed error.
+py::object JsonToPython(const nlohmann::json& json) { return JsonToPythonAt(json, 0); }
+
+namespace {
+
+py::object JsonToPythonAt(const nlohmann::json& json, int depth) {
+  if (depth > kMaxJsonDepth) {
+    PyErr_SetString(PyExc_RecursionError,
+                    ("a JSON value nested deeper than " + std::to_string(kMaxJsonDepth) +
+                     " levels cannot be handed to Python")
+                        .c_str());
+    throw py::error_already_set();
+  }
   switch (json.type()) {
     case nlohmann::json::value_t::null: return py::none();
     case nlohmann::json::value_t::boolean: return py::bool_(json.get<bool>());
@@ -93,17 +113,19 @@ py::object JsonToPython(const nlohmann::json& json) {
     case nlohmann::json::value_t::string: return py::str(json.get_ref<const std::string&>());
     case nlohmann::json::value_t::array: {
       py::list list;
-      for (const auto& item : json) list.append(JsonToPython(item));
+      for (const auto& item : json) list.append(JsonToPythonAt(item, depth + 1));
       return list;
     }
     case nlohmann::json::value_t::object: {
       py::dict dict;
-      for (const auto& [key, item] : json.items()) dict[py::str(key)] = JsonToPython(item);
+      for (const auto& [key, item] : json.items()) dict[py::str(key)] = JsonToPythonAt(item, depth + 1);
       return dict;
     }
     default: return py::none();
   }
 }
+
+}  // namespace
 
 storage::Value ValueFromPython(py::handle object) {
   if (THPVariable_Check(object.ptr())) {

@@ -58,11 +58,29 @@ void AddCommonOptions(CLI::App* cmd, CommonOptions* o) {
 // ComfyUI's output/temp/input folders when --work-dir is not given; removed at exit.
 std::string g_temp_work_dir;
 
+// Removes the per-process work folders (discomfort-<pid>) that killed runs (SIGKILL, OOM killer)
+// left in the temp folder; found by tests/reliability/faults.py (kill9).
+void ReclaimDeadWorkDirs(const std::filesystem::path& root) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("discomfort-", 0) != 0 || name.size() == 11 ||
+        name.find_first_not_of("0123456789", 11) != std::string::npos || name.size() > 20) {
+      continue;
+    }
+    const int pid = std::stoi(name.substr(11));
+    if (pid <= 0 || pid == ::getpid() || discomfort::storage::FileSystem::Default()->ProcessAlive(pid)) continue;
+    std::error_code ignored;
+    std::filesystem::remove_all(entry.path(), ignored);
+  }
+}
+
 Result<std::unique_ptr<discomfort::bridge::ComfyBridge>> StartBridge(const CommonOptions& o) {
   discomfort::bridge::BridgeOptions options;
   options.comfyui_path = o.comfyui;
   options.work_dir = o.work_dir;
   if (options.work_dir.empty()) {
+    ReclaimDeadWorkDirs(std::filesystem::temp_directory_path());
     g_temp_work_dir = (std::filesystem::temp_directory_path() / ("discomfort-" + std::to_string(::getpid()))).string();
     options.work_dir = g_temp_work_dir;
   }
@@ -115,6 +133,14 @@ json DescribeOutput(const discomfort::storage::Value& value, const std::vector<s
     case ValueKind::kNone: return nullptr;
   }
   return nullptr;
+}
+
+// Ctrl-C / SIGTERM during start-up (ComfyUI's import takes seconds): only the flag is set, and
+// the loop stops at its first check, exiting 130 and removing its folders. Without this a signal
+// before the CancelWatcher killed the process and left its work folder behind.
+void CatchStopSignals() {
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
 }
 
 // Ctrl-C / SIGTERM: signal handlers cannot call into Python, so a watcher thread turns the flag
@@ -273,6 +299,8 @@ Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOpt
   auto doc = discomfort::cli::ReadJsonFile((std::filesystem::path(dir) / "run.json").string());
   if (!doc.ok()) return Status(ErrorCode::kNotFound, "no checkpoint at " + dir + ": " + doc.status().message());
   const json& m = *doc;
+  // json::value() throws on a present key of another type (a damaged run.json): a parse error.
+  try {
   if (m.value("discomfort_checkpoint", 0) != 1) return Status(ErrorCode::kParse, dir + "/run.json is not a Discomfort checkpoint");
   RunOptions o;
   o.workflows = m.value("workflows", std::vector<std::string>{});
@@ -292,12 +320,16 @@ Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOpt
   o.json_summary = overrides.json_summary;
   o.resume_dir = dir;
   return o;
+  } catch (const json::exception& e) {
+    return Status(ErrorCode::kParse, dir + "/run.json is damaged: " + e.what());
+  }
 }
 
 int RunCommand(const RunOptions& o) {
   if (o.workflows.empty() == o.plan_path.empty()) {
     return Fail(Status(ErrorCode::kInvalidArgument, "give workflow files or --plan PLAN.json (not both)"));
   }
+  CatchStopSignals();
   auto bridge = StartBridge(o.common);
   if (!bridge.ok()) return Fail(bridge.status());
   discomfort::cli::ObjectInfoCache object_info([&bridge] { return (*bridge)->ObjectInfo(); });
@@ -414,6 +446,7 @@ int SweepCommand(const SweepCliOptions& o) {
   if (o.grid.empty() == o.images_dir.empty()) {
     return Fail(Status(ErrorCode::kInvalidArgument, "give --grid key=VALUES (one or more) or --images DIR"));
   }
+  CatchStopSignals();
   std::vector<discomfort::engine::SweepPoint> points;
   if (!o.grid.empty()) {
     std::vector<discomfort::engine::GridAxis> axes;

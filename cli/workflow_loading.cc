@@ -27,7 +27,7 @@ Result<nlohmann::json> ReadJsonFile(const std::string& path) {
   buffer << in.rdbuf();
   try {
     return nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
     return Status(ErrorCode::kParse, std::string("malformed JSON: ") + e.what(), where);
   }
 }

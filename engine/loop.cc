@@ -119,9 +119,22 @@ Status SaveCheckpoint(const storage::Context& context, const std::string& dir, j
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status(ErrorCode::kIO, "cannot create checkpoint folder " + dir + ": " + ec.message());
-  auto report = context.SaveSnapshot((fs::path(dir) / "context").string());
+  // The snapshot goes to the folder run.json does NOT name (two generations, "context-a" and
+  // "context-b"), and the rename of run.json commits both: a crash between the snapshot and
+  // run.json leaves the previous pair, never a new context with the old next_iteration.
+  std::string current = "context";
+  {
+    std::ifstream in(fs::path(dir) / "run.json");
+    json old = in ? json::parse(in, nullptr, false) : json();
+    if (old.is_object() && (old.value("context", json()) == "context-a" || old.value("context", json()) == "context-b")) {
+      current = old["context"];
+    }
+  }
+  const std::string generation = current == "context-a" ? "context-b" : "context-a";
+  auto report = context.SaveSnapshot((fs::path(dir) / generation).string());
   if (!report.ok()) return report.TakeStatus();
   manifest["next_iteration"] = next_iteration;
+  manifest["context"] = generation;
   manifest["not_persisted"] = report->not_persisted;
   const fs::path tmp = fs::path(dir) / "run.json.tmp";
   {
@@ -132,6 +145,7 @@ Status SaveCheckpoint(const storage::Context& context, const std::string& dir, j
   }
   fs::rename(tmp, fs::path(dir) / "run.json", ec);
   if (ec) return Status(ErrorCode::kIO, "cannot rename " + tmp.string() + ": " + ec.message());
+  fs::remove_all(fs::path(dir) / current, ec);  // the previous generation; best effort
   return Status::Ok();
 }
 
@@ -145,7 +159,15 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir, storage::Context& cont
       !manifest["next_iteration"].is_number_integer()) {
     return Status(ErrorCode::kParse, manifest_path.string() + " is not a Discomfort checkpoint manifest");
   }
-  auto report = context.LoadSnapshot((fs::path(dir) / "context").string());
+  // "context" for checkpoints written before the two generations.
+  std::string generation = "context";
+  if (manifest.contains("context")) {
+    generation = manifest["context"].is_string() ? manifest["context"].get<std::string>() : "";
+  }
+  if (generation.rfind("context", 0) != 0 || generation.find('/') != std::string::npos) {
+    return Status(ErrorCode::kParse, manifest_path.string() + " names no context folder of its own");
+  }
+  auto report = context.LoadSnapshot((fs::path(dir) / generation).string());
   if (!report.ok()) return report.TakeStatus();
   Checkpoint cp;
   cp.next_iteration = manifest["next_iteration"].get<int>();

@@ -47,6 +47,8 @@ Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
     const std::string at = "/stages/" + std::to_string(i);
     if (!s.is_object()) return PlanError(at, "a stage must be an object");
     StageSpec stage;
+    // json::value() throws on a present key of another type: check types first.
+    if (s.contains("name") && !s["name"].is_string()) return PlanError(at + "/name", "name must be a string");
     stage.name = s.value("name", "stage" + std::to_string(i));
     if (!names.insert(stage.name).second) return PlanError(at + "/name", "duplicate stage name '" + stage.name + "'");
     if (!s.contains("workflows") || !s["workflows"].is_array() || s["workflows"].empty()) {
@@ -63,6 +65,9 @@ Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
       stage.when = s["when"].get<std::string>();
       auto c = Condition::Parse(stage.when);
       if (!c.ok()) return PlanError(at + "/when", c.status().message());
+    }
+    if (s.contains("on_error") && !s["on_error"].is_string()) {
+      return PlanError(at + "/on_error", "on_error must be \"stop\", \"skip\" or \"retry\"");
     }
     const std::string policy = s.value("on_error", "stop");
     if (policy == "stop") {

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "graph/workflow.h"  // JsonMember
+
 namespace discomfort::graph {
 namespace {
 
@@ -19,7 +21,7 @@ Status NodeError(ErrorCode code, const std::string& node_id, const std::string& 
 }
 
 std::string PortUniqueId(const json& node) {
-  const json& inputs = node["inputs"];
+  const json& inputs = JsonMember(node, "inputs", JsonEmptyObject());  // inputs are optional
   auto it = inputs.find("unique_id");
   if (it == inputs.end() || !it->is_string()) return {};
   return it->get<std::string>();
@@ -27,7 +29,7 @@ std::string PortUniqueId(const json& node) {
 
 std::vector<std::string> PortTags(const json& node) {
   std::vector<std::string> tags;
-  const json& inputs = node["inputs"];
+  const json& inputs = JsonMember(node, "inputs", JsonEmptyObject());  // inputs are optional
   auto it = inputs.find("tags");
   if (it == inputs.end() || !it->is_string()) return tags;
   const std::string text = it->get<std::string>();
@@ -144,7 +146,7 @@ Result<json> ParseApiPrompt(const std::string& text, const std::string& source_n
     // Re-parse with exceptions to get the byte position for the message.
     try {
       [[maybe_unused]] json again = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
       ErrorLocation where;
       where.workflow = source_name;
       return Status(ErrorCode::kParse, std::string("malformed JSON: ") + e.what(), where);
@@ -258,7 +260,9 @@ Result<PortSet> DiscoverPorts(const json& prompt, const json* object_info) {
           OutputTypeFromInfo(object_info, src["class_type"].get<std::string>(), port.source->slot);
       if (src["class_type"] == kPortClass) port.type = "*";
     }
-    auto check_unique = [&](std::map<std::string, std::string>& owner, const char* role) -> Status {
+    // Structured bindings are captured by init-capture: clang < 16 cannot capture them.
+    auto check_unique = [&, &id = id](std::map<std::string, std::string>& owner,
+                                      const char* role) -> Status {
       auto [it, inserted] = owner.emplace(port.unique_id, id);
       if (inserted) return Status::Ok();
       ErrorLocation where;

@@ -12,7 +12,9 @@ namespace {
 using nlohmann::json;
 
 // Deeper than any sane chain of reroutes/bypasses/subgraph boundaries: a loop in the links.
-constexpr int kMaxResolveDepth = 4096;
+// Link hops followed before a chain counts as a loop. 4096 overflowed an 8 MiB stack under
+// AddressSanitizer (scripts/check), and TBB workers get 4 MiB; no real chain comes near 1024.
+constexpr int kMaxResolveDepth = 1024;
 constexpr int kMaxSubgraphNesting = 64;
 
 bool IsControlValue(const json& v) {

@@ -375,7 +375,7 @@ Result<json> LoadJsonFile(const std::string& path) {
   if (doc.is_discarded()) {
     try {
       [[maybe_unused]] json again = json::parse(buffer.str());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
       return Status(ErrorCode::kParse, std::string("malformed JSON: ") + e.what(), where);
     }
     return Status(ErrorCode::kParse, "malformed JSON", where);

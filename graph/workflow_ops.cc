@@ -602,7 +602,7 @@ Status ResolveApiPortClashes(json* merged) {
   for (const std::string& id : ids) {
     const json& node = (*merged)[id];
     if (node["class_type"] != kPortClass) continue;
-    const json& uid = node["inputs"].value("unique_id", json());
+    const json& uid = JsonMember(node, "inputs", JsonEmptyObject()).value("unique_id", json());
     if (uid.is_string()) by_uid[uid.get<std::string>()].push_back(id);
   }
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> consumers;
@@ -961,7 +961,8 @@ void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::
     for (const auto& [name, value] : inputs.items()) {
       auto link = AsLink(value);
       if (!link) continue;
-      auto report = [&](ErrorCode code, std::string message) {
+      // Init-captures for the structured bindings: clang < 16 cannot capture them.
+      auto report = [&, &id = id, &name = name](ErrorCode code, std::string message) {
         Status st = At(code, std::move(message), source, id, cls, "/" + id + "/inputs/" + name);
         st.where().input_name = name;
         problems->push_back(std::move(st));

@@ -641,7 +641,7 @@ Status Context::CheckConsistency() const {
   std::unordered_map<const void*, uint64_t> storages;
   uint64_t ram = 0, device = 0, disk = 0, host = 0;
   for (const auto& [key, entry] : state.entries) {
-    auto fail = [&key](const std::string& what) {
+    auto fail = [&key = key](const std::string& what) {  // init-capture: clang < 16
       return Status(ErrorCode::kInternal, "context entry '" + key + "': " + what);
     };
     if (entry.pins < 0) return fail("negative pin count");

@@ -5,7 +5,9 @@
 #include <c10/core/DeviceGuard.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <exception>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -32,6 +34,24 @@ std::string ParentDir(const std::string& path) {
   slash = path.rfind('/', slash);
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Removes the staging folders ("<dir>.tmp-<pid>-<n>") that writers killed mid-snapshot (SIGKILL,
+// power loss) left beside `dir`: each holds up to a whole snapshot. Found by
+// tests/reliability/faults.py (kill9).
+void RemoveDeadStaging(FileSystem& fs, const std::string& dir) {
+  std::string path = dir;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const std::string prefix = path.substr(path.find_last_of('/') + 1) + ".tmp-";
+  const std::string parent = ParentDir(path);
+  auto names = fs.ListDir(parent);
+  if (!names.ok()) return;
+  for (const std::string& name : *names) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const int pid = std::atoi(name.c_str() + prefix.size());
+    if (pid <= 0 || pid == ::getpid() || fs.ProcessAlive(pid)) continue;
+    (void)fs.RemoveAll(parent + "/" + name);
+  }
 }
 
 bool EndsWith(const std::string& text, const std::string& suffix) {
@@ -182,6 +202,7 @@ Result<SnapshotReport> Context::SaveSnapshot(const std::string& dir) const {
   SnapshotReport report;
   auto attempt = [&]() -> Status {
     DISCOMFORT_RETURN_IF_ERROR(fs.CreateDir(ParentDir(dir)));
+    RemoveDeadStaging(fs, dir);
     DISCOMFORT_RETURN_IF_ERROR(fs.RemoveAll(staging));
     DISCOMFORT_RETURN_IF_ERROR(fs.CreateDir(staging + "/tensors"));
     nlohmann::json entries = nlohmann::json::array();
@@ -291,14 +312,31 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
   } catch (const std::exception& error) {
     return fail(ErrorCode::kParse, error.what());
   }
-  if (!manifest.is_object() || manifest.value("format", "") != kSnapshotFormat ||
-      !manifest.contains("entries") || !manifest["entries"].is_array()) {
+  // json::value() throws on a present key of another type: check the types first.
+  if (!manifest.is_object() || !manifest.contains("format") || manifest["format"] != kSnapshotFormat ||
+      !manifest.contains("entries") || !manifest["entries"].is_array() ||
+      (manifest.contains("format_version") && !manifest["format_version"].is_number_integer())) {
     return fail(ErrorCode::kParse, "manifest.json is not a discomfort snapshot manifest");
   }
   if (manifest.value("format_version", 0) > kSnapshotFormatVersion) {
     return fail(ErrorCode::kParse,
                 "written by a newer version (format " + manifest["format_version"].dump() + ")");
   }
+
+  // A file named by the manifest must lie inside the snapshot folder (a relative path without
+  // ".."): a snapshot from elsewhere must not make us read, or unpickle, any other file.
+  auto inside = [&](const nlohmann::json& entry) -> std::string {
+    const std::string file = entry.at("file").get<std::string>();
+    bool ok = !file.empty() && file[0] != '/';
+    for (size_t start = 0; ok && start <= file.size();) {
+      size_t slash = file.find('/', start);
+      if (slash == std::string::npos) slash = file.size();
+      if (file.compare(start, slash - start, "..") == 0 && slash - start == 2) ok = false;
+      start = slash + 1;
+    }
+    if (!ok) throw std::runtime_error("file '" + file + "' lies outside the snapshot folder");
+    return dir + "/" + file;
+  };
 
   // Read everything first: either all values are put or none.
   SnapshotReport report;
@@ -309,7 +347,7 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
       const std::string kind = entry.at("kind").get<std::string>();
       if (kind == ValueKindName(ValueKind::kTensor)) {
         auto tensor =
-            detail::TensorFromFile(fs, dir + "/" + entry.at("file").get<std::string>(), key);
+            detail::TensorFromFile(fs, inside(entry), key);
         if (!tensor.ok()) return fail(tensor.status().code(), tensor.status().message());
         report.bytes += static_cast<uint64_t>(tensor->numel()) * tensor->element_size();
         staged.emplace_back(key, Value::Tensor(RestoreDevice(std::move(tensor).value(),
@@ -324,7 +362,7 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
           report.not_persisted.push_back(key);
           continue;
         }
-        auto bytes = fs.ReadFile(dir + "/" + entry.at("file").get<std::string>());
+        auto bytes = fs.ReadFile(inside(entry));
         if (!bytes.ok()) return fail(bytes.status().code(), bytes.status().message());
         auto object = options.deserialize_host(entry.value("type", ""), *bytes);
         if (!object.ok()) return fail(object.status().code(), object.status().message());

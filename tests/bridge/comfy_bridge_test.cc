@@ -118,5 +118,16 @@ TEST(ComfyBridgeTest, UnknownSlotExecutorsAreIndependentAndResettable) {
   EXPECT_EQ(outcome->outputs.at("v").json(), 42);
 }
 
+// Found by tests/reliability/faults.py (bad input): an input value nested 50,000 deep crashed the
+// CLI with SIGSEGV (JsonToPython recursed off the stack). Now a typed error.
+TEST(ComfyBridgeTest, DeeplyNestedInputIsAnErrorNotACrash) {
+  json deep = json::array();
+  for (int i = 0; i < 5000; ++i) deep = json::array({std::move(deep)});
+  json prompt = {{"1", {{"class_type", "ImageBlur"}, {"inputs", {{"image", deep}, {"blur_radius", 1}, {"sigma", 1.0}}}}}};
+  Status st = Comfy().Validate(prompt);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("nested deeper"), std::string::npos) << st.ToString();
+}
+
 }  // namespace
 }  // namespace discomfort

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -165,6 +167,42 @@ TEST(LoopRunnerTest, ImageOutputsAreWrittenAsPngPerIteration) {
   EXPECT_NEAR(first->mean().item<double>(), 0.5, 1.0 / 255);
   EXPECT_NEAR(second->mean().item<double>(), 0.25, 1.0 / 255);
   std::filesystem::remove_all(dir);
+}
+
+// Found by the reliability review (tests/reliability/faults.py kill9): the snapshot and run.json
+// were two commits, so a crash between them left the NEW context beside the OLD next_iteration
+// and a resume ran an iteration twice. Cut a checkpoint short after its snapshot (run.json.tmp
+// cannot be created): the previous checkpoint must still load as a consistent pair.
+TEST(CheckpointTest, ACheckpointCutShortLeavesThePreviousPairConsistent) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("discomfort-ckpt-test-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  storage::Context context;
+  ASSERT_TRUE(context.Put("counter", storage::Value::Json(1)).ok());
+  ASSERT_TRUE(SaveCheckpoint(context, dir.string(), json::object(), 1).ok());
+  ASSERT_TRUE(context.Put("counter", storage::Value::Json(2)).ok());
+  fs::create_directories(dir / "run.json.tmp");  // the crash: run.json is never replaced
+  EXPECT_FALSE(SaveCheckpoint(context, dir.string(), json::object(), 2).ok());
+  {
+    storage::Context restored;
+    auto cp = LoadCheckpoint(dir.string(), restored);
+    ASSERT_TRUE(cp.ok()) << cp.status().ToString();
+    EXPECT_EQ(cp->next_iteration, 1);
+    EXPECT_EQ(restored.Get("counter")->json(), 1);
+  }
+  fs::remove_all(dir / "run.json.tmp");
+  ASSERT_TRUE(SaveCheckpoint(context, dir.string(), json::object(), 2).ok());
+  storage::Context restored;
+  auto cp = LoadCheckpoint(dir.string(), restored);
+  ASSERT_TRUE(cp.ok()) << cp.status().ToString();
+  EXPECT_EQ(cp->next_iteration, 2);
+  EXPECT_EQ(restored.Get("counter")->json(), 2);
+  int generations = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    generations += entry.path().filename().string().rfind("context", 0) == 0;
+  }
+  EXPECT_EQ(generations, 1);  // the older generation is removed once run.json names the new one
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -84,6 +84,21 @@ TEST(LoopPlanTest, ErrorsPointIntoThePlan) {
   }
 }
 
+// Found by tests/fuzz/plan_condition_fuzz: a non-string on_error or name made json::value()
+// throw out of ParseLoopPlan (std::terminate in `discomfort run --plan`).
+TEST(LoopPlanTest, WrongTypesAreErrorsNotExceptions) {
+  for (const char* stage : {R"({"workflows": ["a.json"], "on_error": 8})",
+                            R"({"workflows": ["a.json"], "on_error": null})",
+                            R"({"workflows": ["a.json"], "name": ["x"]})"}) {
+    json plan = {{"max_iterations", 1}, {"stages", json::array({json::parse(stage)})}};
+    Result<LoopPlan> parsed(Status{});
+    ASSERT_NO_THROW(parsed = ParseLoopPlan(plan, "/p")) << stage;
+    ASSERT_FALSE(parsed.ok()) << stage;
+    EXPECT_EQ(parsed.status().code(), ErrorCode::kInvalidArgument) << stage;
+    EXPECT_EQ(parsed.status().where().json_pointer.rfind("/stages/0/", 0), 0u) << stage;
+  }
+}
+
 TEST(LoopPlanTest, WhenSelectsStagesAndUntilStopsEarly) {
   LoopPlan plan = Parse({{"max_iterations", 100}, {"until", "b >= 3"},
                          {"stages", {{{"name", "every"}, {"workflows", {"a->a:inc"}}},

@@ -1,5 +1,7 @@
 // Ports, order, stitching, pruning, reroute removal and validation, on the original Discomfort's
 // saved workflows (shared/testdata/discomfort) and small hand-written graphs.
+#include <cstdio>
+#include <fstream>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -500,6 +502,38 @@ TEST(ValidateWorkflow, ReportsUiLinkProblemsAndCycles) {
   EXPECT_TRUE(missing_node);
   EXPECT_TRUE(missing_link);
   EXPECT_EQ(ValidateWorkflow(json::array(), nullptr).size(), 1u);
+}
+
+// Found by tests/fuzz/api_prompt_fuzz and stitch_fuzz: a node may omit "inputs" (ComfyUI accepts
+// that), and a DiscomfortPort without them was read through a missing key (an assertion in debug
+// builds, undefined behaviour in release). It is a port without a unique_id: an error.
+TEST(Reliability, PortWithoutInputsIsAnErrorNotACrash) {
+  const json prompt = json::parse(R"({"1": {"class_type": "DiscomfortPort"},
+    "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0]}}})");
+  auto ports = DiscoverPorts(prompt, &V033Definitions().raw());
+  ASSERT_FALSE(ports.ok());
+  EXPECT_EQ(ports.status().where().node_id, "1");
+  auto stitched = StitchWorkflows({prompt, prompt}, {}, {}, &V033Definitions());
+  EXPECT_FALSE(stitched.ok());
+  EXPECT_FALSE(DiscoverWorkflowPorts(prompt, &V033Definitions()).ok());
+}
+
+// Found by tests/reliability/faults.py (bad input "huge numbers"): a number beyond double
+// (1e400) is not a parse_error but an out_of_range, which escaped the re-parse that builds the
+// message: std::terminate in `discomfort run`.
+TEST(Reliability, NumberOverflowIsAParseError) {
+  auto prompt = ParseApiPrompt(R"({"1": {"class_type": "ImageBlur", "inputs": {"sigma": 1e400}}})", "big.json");
+  ASSERT_FALSE(prompt.ok());
+  EXPECT_EQ(prompt.status().code(), ErrorCode::kParse);
+  const std::string path = ::testing::TempDir() + "/discomfort_number_overflow.json";
+  {
+    std::ofstream out(path);
+    out << R"({"1": {"class_type": "ImageBlur", "inputs": {"sigma": -1e400}}})";
+  }
+  auto loaded = LoadJsonFile(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), ErrorCode::kParse);
+  std::remove(path.c_str());
 }
 
 }  // namespace

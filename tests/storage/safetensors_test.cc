@@ -68,7 +68,7 @@ TEST(SafetensorsTest, RoundTripsEveryDtypeAndNonContiguousViews) {
     ASSERT_EQ(read->tensors.size(), tensors.size());
     for (const auto& [name, expected] : tensors) {
       auto found = std::find_if(read->tensors.begin(), read->tensors.end(),
-                                [&](const auto& item) { return item.first == name; });
+                                [&, &name = name](const auto& item) { return item.first == name; });
       ASSERT_NE(found, read->tensors.end()) << name;
       EXPECT_TRUE(SameBytes(expected, found->second)) << name;
     }

@@ -2,6 +2,8 @@
 #include <ATen/ops/arange.h>
 #include <ATen/ops/zeros.h>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -175,6 +177,65 @@ TEST(SnapshotTest, BadSnapshotsLeaveTheContextUnchanged) {
   testing::Remove(scratch / ("broken/" + manifest["entries"][1]["file"].get<std::string>()));
   EXPECT_FALSE(context.LoadSnapshot(scratch / "broken").ok());
   EXPECT_EQ(context.Keys(), std::vector<std::string>{"keep"});
+}
+
+// Found by tests/fuzz/snapshot_fuzz: a manifest field of the wrong type ("format": [...]) made
+// json::value() throw out of LoadSnapshot (std::terminate in `discomfort resume`). And a manifest
+// may not name files outside its folder (an untrusted snapshot reading, or unpickling, any file).
+TEST(SnapshotTest, DamagedOrEscapingManifestsAreParseErrors) {
+  ScratchDir scratch;
+  ContextOptions options;
+  options.temp_root = scratch.path();
+  Context context(options);
+  ASSERT_TRUE(context.Put("keep", Value::Json(1)).ok());
+  testing::MakeDirs(scratch / "typed");
+  for (const char* manifest : {R"({"format": ["x"], "entries": []})",
+                               R"({"format": "discomfort-snapshot", "format_version": "1", "entries": []})",
+                               R"({"format": "discomfort-snapshot", "entries": [{"key": 1, "kind": "json"}]})"}) {
+    testing::WriteText(scratch / "typed/manifest.json", manifest);
+    Result<SnapshotReport> loaded(Status{});
+    ASSERT_NO_THROW(loaded = context.LoadSnapshot(scratch / "typed")) << manifest;
+    EXPECT_EQ(loaded.status().code(), ErrorCode::kParse) << manifest;
+  }
+
+  Context source(options);
+  ASSERT_TRUE(source.Put("a", Value::Tensor(Grid())).ok());
+  ASSERT_TRUE(source.SaveSnapshot(scratch / "inner/snap").ok());
+  auto manifest = nlohmann::json::parse(testing::ReadText(scratch / "inner/snap/manifest.json"));
+  const std::string file = manifest["entries"][0]["file"].get<std::string>();
+  // The same tensor file, reached from outside the snapshot folder: refused.
+  testing::MakeDirs(scratch / "inner/other");
+  manifest["entries"][0]["file"] = "../snap/" + file;
+  testing::WriteText(scratch / "inner/other/manifest.json", manifest.dump());
+  auto escaped = context.LoadSnapshot(scratch / "inner/other");
+  ASSERT_FALSE(escaped.ok());
+  EXPECT_NE(escaped.status().message().find("outside the snapshot folder"), std::string::npos)
+      << escaped.status().ToString();
+  manifest["entries"][0]["file"] = scratch / ("inner/snap/" + file);  // absolute
+  testing::WriteText(scratch / "inner/other/manifest.json", manifest.dump());
+  EXPECT_FALSE(context.LoadSnapshot(scratch / "inner/other").ok());
+  EXPECT_EQ(context.Keys(), std::vector<std::string>{"keep"});
+}
+
+// Found by tests/reliability/faults.py (kill9): a writer killed mid-snapshot left its staging
+// folder (a whole snapshot's worth of files) beside the snapshot for good. The next save removes
+// the staging folders of dead processes, and only those.
+TEST(SnapshotTest, SavingRemovesStagingLeftByDeadWriters) {
+  ScratchDir scratch;
+  ContextOptions options;
+  options.temp_root = scratch.path();
+  Context context(options);
+  ASSERT_TRUE(context.Put("a", Value::Tensor(Grid())).ok());
+  int dead = 4194000;  // near pid_max: find one that is not running
+  while (FileSystem::Default()->ProcessAlive(dead)) ++dead;
+  const std::string stale = scratch / ("snap.tmp-" + std::to_string(dead) + "-3");
+  const std::string live = scratch / ("snap.tmp-" + std::to_string(::getppid()) + "-1");
+  testing::MakeDirs(stale + "/tensors");
+  testing::MakeDirs(live);
+  ASSERT_TRUE(context.SaveSnapshot(scratch / "snap").ok());
+  EXPECT_FALSE(testing::Exists(stale));
+  EXPECT_TRUE(testing::Exists(live));  // a live writer's staging is its own business
+  EXPECT_TRUE(testing::Exists(scratch / "snap/manifest.json"));
 }
 
 TEST(ExportImportTest, TensorJsonAndRecipeRoundTrip) {
