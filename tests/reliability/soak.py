@@ -10,7 +10,8 @@ carried image to a safetensors file at every iteration and map it back for the n
 Every --every iterations (the iteration timeline comes from the CLI's --events file) it samples
 the process: VmRSS and Threads from /proc/PID/status, open descriptors in /proc/PID/fd, the bytes
 under the run's TMPDIR (ComfyUI's work folder and the context's spill folder), and the probe's
-count of objects tracked by Python's gc (taken by the probe at iterations 0, N, 2N, ...). After the warm-up (--warmup iterations) each series must
+count of objects tracked by Python's gc and of the interpreter's allocated memory blocks (taken by
+the probe at iterations 0, N, 2N, ...; the blocks are reported, not judged). After the warm-up (--warmup iterations) each series must
 stay within its tolerance of the first post-warm-up sample:
 
     RSS          within max(5 % of it, 48 MiB) either way; over the second half of the run a
@@ -130,15 +131,16 @@ def main():
                 fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
             except (FileNotFoundError, ProcessLookupError):
                 break
-            gc_objects = None
+            gc_objects = py_blocks = None
             try:
                 with open(probe) as f:
-                    gc_objects = int(f.read().split()[1])
-            except (FileNotFoundError, ValueError, IndexError):
+                    _, gc_objects, py_blocks = (int(x) for x in f.read().split())
+            except (FileNotFoundError, ValueError):
                 pass
             samples.append({"iteration": done, "seconds": round(time.monotonic() - started, 1),
                             "rss_mib": round(rss / MIB, 1), "threads": threads, "fds": fds,
-                            "temp_bytes": tree_bytes(tmp), "gc_objects": gc_objects})
+                            "temp_bytes": tree_bytes(tmp), "gc_objects": gc_objects,
+                            "py_blocks": py_blocks})
             while next_mark <= done:
                 next_mark += args.every
         time.sleep(0.02)
@@ -188,10 +190,11 @@ def main():
             failures.append(f"gc-tracked Python objects changed: {gcs}")
 
     print(f"soak: {done} iterations in {elapsed:.0f} s, {len(samples)} samples (warm-up {args.warmup})")
-    print(f"{'iteration':>9} {'s':>6} {'RSS MiB':>8} {'threads':>7} {'fds':>4} {'temp KiB':>8} {'gc objects':>10}")
+    print(f"{'iteration':>9} {'s':>6} {'RSS MiB':>8} {'threads':>7} {'fds':>4} {'temp KiB':>8} {'gc objects':>10} {'py blocks':>9}")
     for s in samples:
         print(f"{s['iteration']:>9} {s['seconds']:>6} {s['rss_mib']:>8} {s['threads']:>7} {s['fds']:>4} "
-              f"{s['temp_bytes'] // 1024:>8} {s['gc_objects'] if s['gc_objects'] is not None else '-':>10}")
+              f"{s['temp_bytes'] // 1024:>8} {s['gc_objects'] if s['gc_objects'] is not None else '-':>10} "
+              f"{s.get('py_blocks') if s.get('py_blocks') is not None else '-':>9}")
     with open(os.path.join(out, "soak.json"), "w") as f:
         json.dump({"iterations": done, "seconds": round(elapsed, 1), "exit": rc, "samples": samples,
                    "summary": summary, "failures": failures}, f, indent=1)
