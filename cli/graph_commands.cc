@@ -1,5 +1,6 @@
 #include "cli/graph_commands.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -35,6 +36,8 @@ struct GraphCommandState {
   bool delete_input_ports = false;
   bool delete_output_ports = false;
   bool no_definitions = false;
+  uint64_t prompt_seed = 0;
+  bool no_dynamic_prompts = false;
 
   std::optional<NodeDefinitions> defs;
 
@@ -118,6 +121,8 @@ Status RunConvert(GraphCommandState& s) {
   }
   graph::ConvertOptions options;
   options.source_name = s.workflow;
+  options.dynamic_prompt_seed = s.prompt_seed;
+  options.dynamic_prompts = !s.no_dynamic_prompts;
   DISCOMFORT_ASSIGN_OR_RETURN(json prompt, graph::ToApiPrompt(doc, defs, options));
   return WriteOutput(prompt, s.out);
 }
@@ -213,6 +218,11 @@ void AddGraphCommands(CLI::App& app, ObjectInfoProvider live_object_info, int* e
       ->check(CLI::ExistingFile);
   AddObjectInfoOption(convert, state.get());
   convert->add_option("-o,--out", state->out, "output file (default: stdout)");
+  convert->add_option("--prompt-seed", state->prompt_seed,
+                      "seed for {a|b} dynamic-prompt choices (the web UI picks at random; the "
+                      "same seed gives the same prompt)");
+  convert->add_flag("--no-dynamic-prompts", state->no_dynamic_prompts,
+                    "send text widgets as saved: no comment stripping, no {a|b} choices");
   convert->callback(run(RunConvert));
 
   CLI::App* ports = app.add_subcommand("ports", "Print a workflow's DiscomfortPorts as JSON");

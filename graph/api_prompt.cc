@@ -1,6 +1,7 @@
 #include "graph/api_prompt.h"
 
 #include <set>
+#include <string_view>
 
 #include "graph/workflow.h"  // JsonMember
 
@@ -75,6 +76,11 @@ std::string OutputTypeFromInfo(const json* object_info, const std::string& class
   return "*";
 }
 
+bool IsPortNode(const json& node) {
+  const json& cls = JsonMember(node, "class_type", JsonNull());
+  return cls.is_string() && cls.get_ref<const std::string&>() == kPortClass;
+}
+
 }  // namespace
 
 bool IsLink(const json& value) {
@@ -85,6 +91,11 @@ bool IsLink(const json& value) {
 std::optional<LinkRef> AsLink(const json& value) {
   if (!IsLink(value)) return std::nullopt;
   return LinkRef{value[0].get<std::string>(), value[1].get<int>()};
+}
+
+std::optional<LinkView> AsLinkView(const json& value) {
+  if (!IsLink(value)) return std::nullopt;
+  return LinkView{&value[0].get_ref<const std::string&>(), value[1].get<int>()};
 }
 
 json MakeLink(const LinkRef& link) { return json::array({link.node_id, link.slot}); }
@@ -117,17 +128,17 @@ Status ValidateApiPrompt(const json& prompt) {
     if (cls == node.end() || !cls->is_string() || cls->get<std::string>().empty()) {
       return NodeError(ErrorCode::kParse, id, "", "node has no string 'class_type'");
     }
-    const std::string class_type = cls->get<std::string>();
+    const std::string& class_type = cls->get_ref<const std::string&>();
     auto inputs = node.find("inputs");
     if (inputs == node.end()) continue;  // ComfyUI accepts nodes without inputs
     if (!inputs->is_object()) {
       return NodeError(ErrorCode::kParse, id, class_type, "'inputs' must be an object");
     }
     for (const auto& [name, value] : inputs->items()) {
-      if (auto link = AsLink(value)) {
-        if (!prompt.contains(link->node_id)) {
+      if (auto link = AsLinkView(value)) {
+        if (!prompt.contains(*link->node_id)) {
           return NodeError(ErrorCode::kNotFound, id, class_type,
-                           "links to node '" + link->node_id + "', which is not in the prompt",
+                           "links to node '" + *link->node_id + "', which is not in the prompt",
                            name);
         }
         if (link->slot < 0) {
@@ -207,28 +218,33 @@ json PortSet::ToJson() const {
 
 Result<PortSet> DiscoverPorts(const json& prompt, const json* object_info) {
   DISCOMFORT_RETURN_IF_ERROR(ValidateApiPrompt(prompt));
+  PortSet set;
+  // Port node ids first: most prompts have few or none, and only links into them matter.
+  std::set<std::string_view> port_ids;
+  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
+    if (IsPortNode(*it)) port_ids.insert(it.key());
+  }
+  if (port_ids.empty()) return set;
   // Consumers of every port's output_data, in prompt order.
   std::map<std::string, std::vector<PortConsumer>> consumers;
   std::map<std::string, std::string> consumer_type;
   for (const auto& [id, node] : prompt.items()) {
-    if (!node.contains("inputs")) continue;
-    for (const auto& [name, value] : node["inputs"].items()) {
-      auto link = AsLink(value);
-      if (!link) continue;
-      const json& src = prompt[link->node_id];
-      if (src["class_type"] != kPortClass) continue;
-      consumers[link->node_id].push_back({id, name});
-      if (!consumer_type.count(link->node_id)) {
-        consumer_type[link->node_id] =
+    const json& inputs = JsonMember(node, "inputs", JsonEmptyObject());
+    for (const auto& [name, value] : inputs.items()) {
+      auto link = AsLinkView(value);
+      if (!link || !port_ids.count(*link->node_id)) continue;
+      const std::string& port_id = *link->node_id;
+      consumers[port_id].push_back({id, name});
+      if (!consumer_type.count(port_id)) {
+        consumer_type[port_id] =
             InputTypeFromInfo(object_info, node["class_type"].get<std::string>(), name);
       }
     }
   }
 
-  PortSet set;
-  std::map<std::string, std::string> input_owner, output_owner;  // unique_id -> node id
+  PortOwners owners;
   for (const auto& [id, node] : prompt.items()) {
-    if (node["class_type"] != kPortClass) continue;
+    if (!IsPortNode(node)) continue;
     Port port;
     port.node_id = id;
     port.unique_id = PortUniqueId(node);
@@ -242,15 +258,7 @@ Result<PortSet> DiscoverPorts(const json& prompt, const json* object_info) {
     }
     auto c = consumers.find(id);
     if (c != consumers.end()) port.consumers = c->second;
-    const bool has_in = port.source.has_value();
-    const bool has_out = !port.consumers.empty();
-    if (has_in && has_out) {
-      port.mode = PortMode::kPassthru;
-    } else if (has_out) {
-      port.mode = PortMode::kInput;
-    } else if (has_in) {
-      port.mode = PortMode::kOutput;
-    }
+    port.mode = ClassifyPort(port.source.has_value(), !port.consumers.empty());
     if (port.mode == PortMode::kInput || port.mode == PortMode::kPassthru) {
       port.type = consumer_type.count(id) ? consumer_type[id] : "*";
     }
@@ -260,39 +268,51 @@ Result<PortSet> DiscoverPorts(const json& prompt, const json* object_info) {
           OutputTypeFromInfo(object_info, src["class_type"].get<std::string>(), port.source->slot);
       if (src["class_type"] == kPortClass) port.type = "*";
     }
-    // Structured bindings are captured by init-capture: clang < 16 cannot capture them.
-    auto check_unique = [&, &id = id](std::map<std::string, std::string>& owner,
-                                      const char* role) -> Status {
-      auto [it, inserted] = owner.emplace(port.unique_id, id);
-      if (inserted) return Status::Ok();
-      ErrorLocation where;
-      where.node_id = id;
-      where.class_type = kPortClass;
-      where.port = port.unique_id;
-      return Status(ErrorCode::kAlreadyExists,
-                    std::string("duplicate ") + role + " port unique_id '" + port.unique_id +
-                        "' on nodes " + it->second + " and " + id +
-                        ": each unique_id may appear once per role",
-                    where);
-    };
-    switch (port.mode) {
-      case PortMode::kInput:
-        DISCOMFORT_RETURN_IF_ERROR(check_unique(input_owner, "INPUT"));
-        set.inputs.push_back(std::move(port));
-        break;
-      case PortMode::kOutput:
-        DISCOMFORT_RETURN_IF_ERROR(check_unique(output_owner, "OUTPUT"));
-        set.outputs.push_back(std::move(port));
-        break;
-      case PortMode::kPassthru:
-        set.passthrus.push_back(std::move(port));
-        break;
-      case PortMode::kUnconnected:
-        set.unconnected.push_back(std::move(port));
-        break;
-    }
+    DISCOMFORT_RETURN_IF_ERROR(AddPort(std::move(port), &set, &owners));
   }
   return set;
+}
+
+PortMode ClassifyPort(bool has_source, bool has_consumers) {
+  if (has_source && has_consumers) return PortMode::kPassthru;
+  if (has_consumers) return PortMode::kInput;
+  if (has_source) return PortMode::kOutput;
+  return PortMode::kUnconnected;
+}
+
+Status AddPort(Port port, PortSet* set, PortOwners* owners, bool strict,
+               const std::string& workflow) {
+  auto claim = [&](std::map<std::string, std::string>& owner, const char* role) -> Status {
+    auto [it, inserted] = owner.emplace(port.unique_id, port.node_id);
+    if (inserted || !strict) return Status::Ok();
+    ErrorLocation where;
+    where.workflow = workflow;
+    where.node_id = port.node_id;
+    where.class_type = kPortClass;
+    where.port = port.unique_id;
+    return Status(ErrorCode::kAlreadyExists,
+                  std::string("duplicate ") + role + " port unique_id '" + port.unique_id +
+                      "' on nodes " + it->second + " and " + port.node_id +
+                      ": each unique_id may appear once per role",
+                  std::move(where));
+  };
+  switch (port.mode) {
+    case PortMode::kInput:
+      DISCOMFORT_RETURN_IF_ERROR(claim(owners->inputs, "INPUT"));
+      set->inputs.push_back(std::move(port));
+      break;
+    case PortMode::kOutput:
+      DISCOMFORT_RETURN_IF_ERROR(claim(owners->outputs, "OUTPUT"));
+      set->outputs.push_back(std::move(port));
+      break;
+    case PortMode::kPassthru:
+      set->passthrus.push_back(std::move(port));
+      break;
+    case PortMode::kUnconnected:
+      set->unconnected.push_back(std::move(port));
+      break;
+  }
+  return Status::Ok();
 }
 
 Result<json> RewritePortsForExecution(const json& prompt, const PortSet& ports) {

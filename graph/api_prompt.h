@@ -27,6 +27,12 @@ struct LinkRef {
 // True when `value` has the shape of a link ([string, integer]).
 bool IsLink(const nlohmann::json& value);
 std::optional<LinkRef> AsLink(const nlohmann::json& value);
+// The same without copying the node id (for loops over whole prompts); points into `value`.
+struct LinkView {
+  const std::string* node_id = nullptr;
+  int slot = 0;
+};
+std::optional<LinkView> AsLinkView(const nlohmann::json& value);
 nlohmann::json MakeLink(const LinkRef& link);
 
 // Checks the structure of an API prompt: an object of node objects, each with a string
@@ -66,6 +72,17 @@ struct PortSet {
   nlohmann::json ToJson() const;
 };
 
+// Port bookkeeping shared by DiscoverPorts (API prompts) and DiscoverUiPorts (UI workflows).
+// A port fed and read is PASSTHRU, only read INPUT, only fed OUTPUT, neither UNCONNECTED.
+PortMode ClassifyPort(bool has_source, bool has_consumers);
+struct PortOwners {
+  std::map<std::string, std::string> inputs, outputs;  // unique_id -> first node id
+};
+// Files `port` under its mode. With `strict`, a unique_id already held by another INPUT (or
+// OUTPUT) port is a kAlreadyExists error naming both nodes (`workflow` names the file).
+Status AddPort(Port port, PortSet* set, PortOwners* owners, bool strict = true,
+               const std::string& workflow = {});
+
 // Finds every DiscomfortPort. `object_info` (the /object_info dictionary, may be null) lets
 // the port types be inferred from the sockets they connect to. Missing unique_id, or the same
 // unique_id on two INPUT ports or on two OUTPUT ports, is an error naming both nodes.
@@ -75,7 +92,6 @@ Result<PortSet> DiscoverPorts(const nlohmann::json& prompt,
 // Rewrites the ports of `prompt` for execution: INPUT → DiscomfortContextLoader,
 // OUTPUT → DiscomfortContextSaver, PASSTHRU → consumers linked straight to its source,
 // unconnected ports removed.
-Result<nlohmann::json> RewritePortsForExecution(const nlohmann::json& prompt,
-                                                const PortSet& ports);
+Result<nlohmann::json> RewritePortsForExecution(const nlohmann::json& prompt, const PortSet& ports);
 
 }  // namespace discomfort::graph

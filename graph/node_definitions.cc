@@ -1,5 +1,6 @@
 #include "graph/node_definitions.h"
 
+#include <algorithm>
 #include <set>
 
 #include "graph/workflow.h"
@@ -71,6 +72,14 @@ Result<InputSpec> BuildInput(const std::string& class_type, const std::string& n
   } else {
     return DefError(class_type, "input type must be a string or a list of options", name);
   }
+  if (input.type == "COMFY_MATCHTYPE_V3") {
+    // V3 MatchType: any of the template's allowed types ("IMAGE,MASK", or "*").
+    const json& allowed = JsonMember(JsonMember(input.options, "template", JsonEmptyObject()),
+                                     "allowed_types", JsonNull());
+    input.type = allowed.is_string() && !allowed.get<std::string>().empty()
+                     ? allowed.get<std::string>()
+                     : "*";
+  }
   input.force_input = FlagSet(input.options, "forceInput");
   std::string widget_type = input.type;
   if (input.options.contains("widgetType") && input.options["widgetType"].is_string()) {
@@ -106,6 +115,7 @@ WidgetSpec BuildWidget(const InputSpec& input) {
   if (w.type == "COMFY_DYNAMICCOMBO_V3") w.type = "COMBO";
   w.options = input.options;
   w.default_value = DefaultFor(input, w.type);
+  w.dynamic_prompts = w.type == "STRING" && FlagSet(input.options, "dynamicPrompts");
   const json& control = JsonMember(input.options, "control_after_generate", JsonNull());
   if (w.type == "INT") {
     const bool has_control =
@@ -117,6 +127,45 @@ WidgetSpec BuildWidget(const InputSpec& input) {
     w.control_slots = Truthy(control) ? 2 : 0;
   }
   return w;
+}
+
+// A widget and, for a V3 DynamicCombo, the widgets of each option (nested combos included).
+Result<WidgetSpec> BuildWidgetTree(const std::string& class_type, const InputSpec& input,
+                                   int depth) {
+  WidgetSpec w = BuildWidget(input);
+  if (input.type != "COMFY_DYNAMICCOMBO_V3") return w;
+  if (depth > 16) return DefError(class_type, "dynamic combos nest too deeply", input.name);
+  const json& opts = JsonMember(input.options, "options", JsonEmptyArray());
+  if (!opts.is_array()) return w;
+  for (const json& o : opts) {
+    const json& key = JsonMember(o, "key", JsonNull());
+    if (!key.is_string()) continue;
+    std::vector<WidgetSpec> subs;
+    const json& inputs = JsonMember(o, "inputs", JsonEmptyObject());
+    for (const char* section : {"required", "optional"}) {
+      const json& specs = JsonMember(inputs, section, JsonEmptyObject());
+      if (!specs.is_object()) continue;
+      for (const auto& [name, spec] : specs.items()) {
+        DISCOMFORT_ASSIGN_OR_RETURN(InputSpec sub, BuildInput(class_type, input.name + "." + name,
+                                                              spec, section[0] == 'r'));
+        if (!sub.is_widget) continue;  // sockets are saved with their dotted names
+        DISCOMFORT_ASSIGN_OR_RETURN(WidgetSpec sw, BuildWidgetTree(class_type, sub, depth + 1));
+        subs.push_back(std::move(sw));
+      }
+    }
+    w.dynamic_options.emplace_back(key.get<std::string>(), std::move(subs));
+  }
+  return w;
+}
+
+size_t WidgetCount(const WidgetSpec& w) {
+  size_t most = 0;
+  for (const auto& [key, subs] : w.dynamic_options) {
+    size_t n = 0;
+    for (const WidgetSpec& s : subs) n += WidgetCount(s);
+    most = std::max(most, n);
+  }
+  return 1 + most;
 }
 
 // The media upload button the frontend appends to loaders (uploadImage.ts / uploadAudio.ts).
@@ -221,14 +270,19 @@ Result<NodeDef> NodeDefinitions::BuildDef(const std::string& class_type, const j
     }
   }
   for (const InputSpec& in : def.inputs) {
-    if (in.is_widget) def.widgets.push_back(BuildWidget(in));
+    if (!in.is_widget) continue;
+    DISCOMFORT_ASSIGN_OR_RETURN(WidgetSpec w, BuildWidgetTree(class_type, in, 0));
+    def.widgets.push_back(std::move(w));
   }
   if (auto upload = UploadWidget(class_type, def.inputs)) def.widgets.push_back(*upload);
+  for (const WidgetSpec& w : def.widgets) def.max_widgets += WidgetCount(w);
 
   const json& outputs = JsonMember(entry, "output", JsonEmptyArray());
   if (!outputs.is_array()) return DefError(class_type, "'output' must be an array");
   for (const json& o : outputs) {
-    def.output_types.push_back(o.is_string() ? o.get<std::string>() : "COMBO");
+    // A V3 MatchType output has the type of what is connected: the frontend uses '*'.
+    const std::string type = o.is_string() ? o.get<std::string>() : "COMBO";
+    def.output_types.push_back(type == "COMFY_MATCHTYPE_V3" ? "*" : type);
   }
   const json& names = JsonMember(entry, "output_name", JsonEmptyArray());
   for (size_t i = 0; i < def.output_types.size(); ++i) {

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -33,7 +34,11 @@ struct WidgetSpec {
   // Extra positional slots after the value: 1 for a control_after_generate combo (INT/FLOAT),
   // 2 for a combo's control + control_filter_list.
   int control_slots = 0;
-  bool to_prompt = true;  // false for frontend-only widgets (the upload button)
+  bool to_prompt = true;         // false for frontend-only widgets (the upload button)
+  bool dynamic_prompts = false;  // STRING with `dynamicPrompts: true`: {a|b} choices at queue time
+  // V3 DynamicCombo: per option key, the widgets that option adds right after this one, named
+  // "<combo>.<input>" (the backend's finalize_prefix names).
+  std::vector<std::pair<std::string, std::vector<WidgetSpec>>> dynamic_options;
   bool IsNumeric() const { return type == "INT" || type == "FLOAT"; }
 };
 
@@ -42,6 +47,8 @@ struct NodeDef {
   std::string display_name;
   std::vector<InputSpec> inputs;    // all inputs in widget order (input_order, then the rest)
   std::vector<WidgetSpec> widgets;  // widgets in creation order (= widgets_values order)
+  // Most widgets a node can show at once (dynamic combo options included).
+  size_t max_widgets = 0;
   std::vector<std::string> output_types;
   std::vector<std::string> output_names;
   bool output_node = false;
@@ -76,7 +83,8 @@ class NodeDefinitions {
 
  private:
   nlohmann::json raw_ = nlohmann::json::object();
-  std::map<std::string, NodeDef> defs_;
+  // Hashed: looked up for every node and link of every conversion and validation.
+  std::unordered_map<std::string, NodeDef> defs_;
 };
 
 }  // namespace discomfort::graph

@@ -1,10 +1,13 @@
 #include "graph/ui_to_api.h"
 
+#include <ctime>
 #include <map>
 #include <memory>
 #include <set>
+#include <unordered_set>
 
 #include "graph/api_prompt.h"
+#include "graph/prompt_text.h"
 
 namespace discomfort::graph {
 namespace {
@@ -25,15 +28,20 @@ bool IsControlValue(const json& v) {
          s == "increment-wrap";
 }
 
-json WrapForPrompt(const json& v) {
-  if (v.is_array()) return json{{"__value__", v}};
-  return v;
+json WrapForPrompt(const json& v, bool curve = false) {
+  if (!v.is_array()) return v;
+  // executionUtil.ts: curve widgets tell the backend the list's type.
+  if (curve) return json{{"__type__", "CURVE"}, {"__value__", v}};
+  return json{{"__value__", v}};
 }
 
+// A widget's value as a reference into the definitions or the workflow (copied once, into the
+// prompt); `owned` holds values made here (load fix-ups).
 struct WidgetValue {
-  std::string name;
-  json value;
-  bool to_prompt = true;
+  const WidgetSpec* spec = nullptr;
+  const json* value = nullptr;
+  json owned = nullptr;
+  bool replace_text = false;  // pushed by a PrimitiveNode with "Run widget replace on values"
 };
 
 // What an input resolves to: nothing (dropped), a link to a real node, or a promoted widget value.
@@ -44,9 +52,10 @@ struct Resolved {
   json value;
 };
 
+// Points into the definitions or the workflow, which outlive the conversion.
 struct EffectiveInput {
-  std::string name;
-  std::string type;
+  const std::string* name;
+  const std::string* type;
   std::optional<int64_t> link;
 };
 
@@ -73,22 +82,14 @@ class Converter {
       groups_.emplace(name, std::move(group).value());
     }
     DISCOMFORT_RETURN_IF_ERROR(Expand(wf_.root, nullptr, 0));
+    emitted_.reserve(order_.size());
+    for (const Dto& dto : order_) emitted_.insert(dto.exec_id);
     json output = json::object();
-    for (const Dto& dto : order_) {
-      DISCOMFORT_ASSIGN_OR_RETURN(json entry, Emit(dto));
-      output[dto.exec_id] = std::move(entry);
+    for (size_t i = 0; i < order_.size(); ++i) {
+      DISCOMFORT_ASSIGN_OR_RETURN(json entry, Emit(i));
+      output[order_[i].exec_id] = std::move(entry);
     }
-    // A link whose origin was not emitted cannot be executed: drop it (graphToPrompt step 5).
-    for (auto& [id, entry] : output.items()) {
-      json& inputs = entry["inputs"];
-      std::vector<std::string> dangling;
-      for (const auto& [name, value] : inputs.items()) {
-        if (auto link = AsLink(value); link && !output.contains(link->node_id)) {
-          dangling.push_back(name);
-        }
-      }
-      for (const std::string& name : dangling) inputs.erase(name);
-    }
+    DISCOMFORT_RETURN_IF_ERROR(ApplyTemplates(&output));
     return output;
   }
 
@@ -140,7 +141,7 @@ class Converter {
     if (v.is_null()) {
       if (spec.IsNumeric()) return Status::Ok();      // null numbers keep their default
       if (spec.type == "COMBO") return Status::Ok();  // a null combo becomes options[0]
-      out->value = v;
+      out->value = &v;
       return Status::Ok();
     }
     auto mismatch = [&](const char* expected) {
@@ -159,51 +160,76 @@ class Converter {
       return mismatch("a string");
     }
     if (spec.type == "COMBO" && v.is_object()) return mismatch("one of the combo's options");
-    out->value = v;
+    out->value = &v;
     return Status::Ok();
   }
 
   // Positional widgets_values with the tolerant control-slot rule; dict widgets_values by name.
   Result<std::vector<WidgetValue>> ComputeWidgets(const Dto& dto, const NodeDef& def) const {
+    // Never grows past max_widgets: `value` may point at `owned` of an element.
     std::vector<WidgetValue> values;
-    values.reserve(def.widgets.size());
-    for (const WidgetSpec& w : def.widgets)
-      values.push_back({w.name, w.default_value, w.to_prompt});
+    values.reserve(def.max_widgets);
     const json& wv = dto.node->widgets_values;
-    if (wv.is_object()) {
-      for (size_t k = 0; k < def.widgets.size(); ++k) {
-        auto it = wv.find(def.widgets[k].name);
-        if (it == wv.end()) continue;
-        DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, def.widgets[k], *it, k, &values[k]));
-      }
-    } else if (wv.is_array()) {
-      std::vector<size_t> slots = SlotIndexes(def, wv.size());
-      size_t i = 0;
-      for (size_t k = 0; k < def.widgets.size(); ++k) {
-        const WidgetSpec& w = def.widgets[k];
-        if (i >= slots.size()) break;  // a short list keeps the defaults of the rest
-        const size_t at = slots[i++];
-        DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, wv[at], at, &values[k]));
-        if (w.control_slots > 0 && i < slots.size() && IsControlValue(wv[slots[i]])) {
-          ++i;
-          if (w.control_slots > 1 && i < slots.size() && wv[slots[i]].is_string()) ++i;
-        }
-      }
-    } else if (!wv.is_null()) {
+    const json& named = dto.node->widgets_values_named;
+    if (!wv.is_object() && !wv.is_array() && !wv.is_null()) {
       return NodeStatus(ErrorCode::kParse, dto, "widgets_values must be an array or an object", {},
                         dto.node->json_pointer + "/widgets_values");
     }
-    for (size_t k = 0; k < def.widgets.size(); ++k) {
-      const WidgetSpec& w = def.widgets[k];
-      json& v = values[k].value;
-      if (w.type == "COMBO" && v.is_null()) {
+    std::vector<size_t> slots;
+    if (wv.is_array()) slots = SlotIndexes(def, wv.size());
+    size_t i = 0;  // next entry of `slots`
+    // Widgets in creation order; a DynamicCombo's chosen option inserts its widgets right after
+    // it, and they take the next positional values.
+    auto walk = [&](const std::vector<WidgetSpec>& specs, auto& self) -> Status {
+      for (const WidgetSpec& w : specs) {
+        values.push_back({&w, &w.default_value});
+        const size_t k = values.size() - 1;
+        // widgets_values_named, when saved, names the value; the position is still consumed.
+        const json* by_name = nullptr;
+        if (named.is_object()) {
+          if (auto it = named.find(w.name); it != named.end()) by_name = &*it;
+        }
+        if (wv.is_array() && i < slots.size()) {
+          const size_t at = slots[i++];
+          if (by_name == nullptr) {
+            DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, wv[at], at, &values[k]));
+          }
+          if (w.control_slots > 0 && i < slots.size() && IsControlValue(wv[slots[i]])) {
+            ++i;
+            if (w.control_slots > 1 && i < slots.size() && wv[slots[i]].is_string()) ++i;
+          }
+        } else if (wv.is_object() && by_name == nullptr) {
+          if (auto it = wv.find(w.name); it != wv.end()) {
+            DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, *it, k, &values[k]));
+          }
+        }
+        if (by_name != nullptr) {
+          DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, *by_name, k, &values[k]));
+        }
+        if (w.dynamic_options.empty()) continue;
+        const json* chosen = values[k].value;
+        for (const auto& [key, subs] : w.dynamic_options) {
+          if (chosen->is_string() && chosen->get_ref<const std::string&>() == key) {
+            DISCOMFORT_RETURN_IF_ERROR(self(subs, self));
+            break;
+          }
+        }
+      }
+      return Status::Ok();
+    };
+    DISCOMFORT_RETURN_IF_ERROR(walk(def.widgets, walk));
+    const bool sampler = def.name == "KSampler" || def.name == "KSamplerAdvanced";
+    for (WidgetValue& wv_k : values) {
+      const WidgetSpec& w = *wv_k.spec;
+      if (w.type == "COMBO" && wv_k.value->is_null()) {
         const InputSpec* in = def.FindInput(w.name);
-        if (in != nullptr && !in->combo_values.empty()) v = in->combo_values[0];
+        if (in != nullptr && !in->combo_values.empty()) wv_k.value = &in->combo_values[0];
       }
       // app.ts load fix-up for samplers saved as "sample_<name>".
-      if ((def.name == "KSampler" || def.name == "KSamplerAdvanced") && w.name == "sampler_name" &&
-          v.is_string() && v.get<std::string>().rfind("sample_", 0) == 0) {
-        v = v.get<std::string>().substr(7);
+      if (sampler && w.name == "sampler_name" && wv_k.value->is_string() &&
+          wv_k.value->get_ref<const std::string&>().rfind("sample_", 0) == 0) {
+        wv_k.owned = wv_k.value->get_ref<const std::string&>().substr(7);
+        wv_k.value = &wv_k.owned;
       }
     }
     return values;
@@ -247,9 +273,13 @@ class Converter {
       if (!origin->widgets_values.is_array() || origin->widgets_values.empty()) continue;
       const json& value = origin->widgets_values[0];
       if (value.is_null()) continue;
-      const std::string widget = input.widget_name.empty() ? input.name : input.widget_name;
+      const std::string& widget = input.widget_name.empty() ? input.name : input.widget_name;
+      const json& replace =
+          JsonMember(origin->properties, "Run widget replace on values", JsonNull());
       for (WidgetValue& w : *values) {
-        if (w.name == widget) w.value = value;
+        if (w.spec->name != widget) continue;
+        w.value = &value;
+        w.replace_text = replace.is_boolean() && replace.get<bool>() && value.is_string();
       }
     }
   }
@@ -260,7 +290,7 @@ class Converter {
     const UiNode& node = *dto.node;
     if (const UiGraph* def = InstanceDefinition(node)) {
       for (size_t k = 0; k < def->inputs.size(); ++k) {
-        EffectiveInput in{def->inputs[k].name, def->inputs[k].type, std::nullopt};
+        EffectiveInput in{&def->inputs[k].name, &def->inputs[k].type, std::nullopt};
         if (k < node.inputs.size()) in.link = node.inputs[k].link;
         out.push_back(std::move(in));
       }
@@ -268,19 +298,18 @@ class Converter {
     }
     const NodeDef* def = IsVirtualNodeType(node.type) ? nullptr : defs_.Find(node.type);
     if (def == nullptr) {
-      for (const UiInput& in : node.inputs) out.push_back({in.name, in.type, in.link});
+      for (const UiInput& in : node.inputs) out.push_back({&in.name, &in.type, in.link});
       return out;
     }
-    std::set<std::string> named;
+    out.reserve(def->inputs.size() + node.inputs.size());
     for (const InputSpec& spec : def->inputs) {
-      EffectiveInput in{spec.name, spec.type, std::nullopt};
+      EffectiveInput in{&spec.name, &spec.type, std::nullopt};
       int idx = node.InputIndexByName(spec.name);
       if (idx >= 0) in.link = node.inputs[idx].link;
-      named.insert(spec.name);
-      out.push_back(std::move(in));
+      out.push_back(in);
     }
     for (const UiInput& in : node.inputs) {
-      if (!named.count(in.name)) out.push_back({in.name, in.type, in.link});
+      if (def->FindInput(in.name) == nullptr) out.push_back({&in.name, &in.type, in.link});
     }
     return out;
   }
@@ -299,8 +328,8 @@ class Converter {
     return "";
   }
 
-  std::string ConsumerType(const UiNode& node, const UiInput& input) const {
-    if (const NodeDef* def = defs_.Find(node.type)) {
+  static std::string ConsumerType(const NodeDef* def, const UiInput& input) {
+    if (def != nullptr) {
       std::string type = def->InputType(input.name);
       if (!type.empty()) return type;
     }
@@ -308,21 +337,21 @@ class Converter {
   }
 
   // ExecutableNodeDTO._getBypassSlotIndex: which input of a bypassed node stands in for `slot`.
-  int BypassSlotIndex(const Dto& dto, int slot, const std::string& type) const {
-    const std::vector<EffectiveInput> inputs = EffectiveInputs(dto);
+  int BypassSlotIndex(const Dto& dto, const std::vector<EffectiveInput>& inputs, int slot,
+                      const std::string& type) const {
     const int n = static_cast<int>(inputs.size());
     if (n == 0) return -1;
     if (type.empty() || type == "*") return slot < n ? slot : 0;
     const std::string out_type = OutputType(dto, slot);
-    if (slot >= 0 && slot < n && TypesCompatible(inputs[slot].type, out_type) &&
-        TypesCompatible(inputs[slot].type, type)) {
+    if (slot >= 0 && slot < n && TypesCompatible(*inputs[slot].type, out_type) &&
+        TypesCompatible(*inputs[slot].type, type)) {
       return slot;
     }
     for (int i = 0; i < n; ++i) {
-      if (inputs[i].type == type) return i;
+      if (*inputs[i].type == type) return i;
     }
     for (int i = 0; i < n; ++i) {
-      if (TypesCompatible(inputs[i].type, out_type) && TypesCompatible(inputs[i].type, type)) {
+      if (TypesCompatible(*inputs[i].type, out_type) && TypesCompatible(*inputs[i].type, type)) {
         return i;
       }
     }
@@ -385,9 +414,9 @@ class Converter {
     const UiNode& node = *dto.node;
     if (node.mode == kModeNever) return Resolved{};
     if (node.mode == kModeBypass) {
-      const int index = BypassSlotIndex(dto, slot, type);
-      if (index < 0) return Resolved{};
       const std::vector<EffectiveInput> inputs = EffectiveInputs(dto);
+      const int index = BypassSlotIndex(dto, inputs, slot, type);
+      if (index < 0) return Resolved{};
       if (!inputs[index].link) return Resolved{};
       return ResolveLink(dto, *inputs[index].link, type, depth + 1);
     }
@@ -428,12 +457,44 @@ class Converter {
       }
       return Resolved{};
     }
+    if (node.type == kGetNodeType) return ResolveGetNode(dto, type, depth);
     if (IsVirtualNodeType(node.type)) return Resolved{};  // PrimitiveNode, Note: no inputs
     Resolved r;
     r.kind = Resolved::Kind::kLink;
     r.node_id = dto.exec_id;
     r.slot = slot;
     return r;
+  }
+
+  // KJNodes GetNode: continues at the input of the SetNode with the same name, looked for in the
+  // Get's own graph, then in the root graph (getInputLink / resolveVirtualOutput).
+  Result<Resolved> ResolveGetNode(const Dto& dto, const std::string& type, int depth) const {
+    const json& wv = dto.node->widgets_values;
+    if (!wv.is_array() || wv.empty() || !wv[0].is_string()) return Resolved{};
+    const std::string& name = wv[0].get_ref<const std::string&>();
+    auto find_set = [&](const UiGraph& graph) -> const UiNode* {
+      for (const UiNode& n : graph.nodes) {
+        if (n.type != kSetNodeType || !n.widgets_values.is_array() || n.widgets_values.empty())
+          continue;
+        if (n.widgets_values[0] == name) return &n;
+      }
+      return nullptr;
+    };
+    const UiNode* set = find_set(*dto.graph);
+    const Instance* parent = dto.parent;
+    const UiGraph* graph = dto.graph;
+    if (set == nullptr && dto.graph != &wf_.root) {
+      set = find_set(wf_.root);
+      parent = nullptr;
+      graph = &wf_.root;
+    }
+    if (set == nullptr) {
+      return NodeStatus(ErrorCode::kNotFound, dto,
+                        "GetNode '" + name + "' has no SetNode with that name");
+    }
+    if (set->inputs.empty() || !set->inputs[0].link) return Resolved{};
+    Dto set_dto{graph, set, parent, Prefix(parent) + set->id};
+    return ResolveLink(set_dto, *set->inputs[0].link, type, depth + 1);
   }
 
   // ---- flattening ---------------------------------------------------------------------------
@@ -539,30 +600,63 @@ class Converter {
   }
 
   // ---- emission -----------------------------------------------------------------------------
-  Result<json> Emit(const Dto& dto) const {
-    const UiNode& node = *dto.node;
-    const NodeDef& def = *defs_.Find(node.type);
+  // A node's widget values as the frontend holds them when it queues: saved values, PrimitiveNode
+  // pushes, then the subgraph / group instance's values.
+  Result<std::vector<WidgetValue>> FinalWidgets(const Dto& dto, const NodeDef& def) const {
     DISCOMFORT_ASSIGN_OR_RETURN(std::vector<WidgetValue> widgets, ComputeWidgets(dto, def));
     ApplyPrimitive(dto, &widgets);
     if (dto.parent != nullptr) {
-      auto it = dto.parent->overrides.find(node.id);
+      auto it = dto.parent->overrides.find(dto.node->id);
       if (it != dto.parent->overrides.end()) {
         for (WidgetValue& w : widgets) {
-          auto v = it->second.find(w.name);
-          if (v != it->second.end()) w.value = v->second;
+          auto v = it->second.find(w.spec->name);
+          if (v != it->second.end()) {
+            w.value = &v->second;
+            w.replace_text = false;
+          }
         }
       }
     }
+    return widgets;
+  }
+
+  Result<json> Emit(size_t index) {
+    const Dto& dto = order_[index];
+    const UiNode& node = *dto.node;
+    const NodeDef& def = *defs_.Find(node.type);
+    DISCOMFORT_ASSIGN_OR_RETURN(std::vector<WidgetValue> widgets, FinalWidgets(dto, def));
+    const bool save_node = options_.text_replacements && IsSaveNodeType(node.type);
     json inputs = json::object();
-    for (const WidgetValue& w : widgets) {
-      if (w.to_prompt) inputs[w.name] = WrapForPrompt(w.value);
+    for (WidgetValue& w : widgets) {
+      if (!w.spec->to_prompt) continue;
+      if (w.spec->dynamic_prompts && options_.dynamic_prompts && w.value->is_string()) {
+        const std::string& text = w.value->get_ref<const std::string&>();
+        // Only text with a comment or a choice changes; most prompts skip the copy.
+        if (text.find_first_of("{/") != std::string::npos) {
+          SeededChooser chooser(options_.dynamic_prompt_seed, dto.exec_id + "\n" + w.spec->name);
+          w.owned = ProcessDynamicPrompt(text, std::ref(chooser));
+          w.value = &w.owned;
+        }
+      }
+      if (options_.text_replacements && w.value->is_string() &&
+          (w.replace_text || (save_node && w.spec->name == "filename_prefix")) &&
+          w.value->get_ref<const std::string&>().find('%') != std::string::npos) {
+        templates_.push_back({index, w.spec->name});
+      }
+      inputs[w.spec->name] = WrapForPrompt(*w.value, w.spec->type == "CURVE");
     }
     for (const UiInput& input : node.inputs) {
       if (!input.link || input.name.empty()) continue;
       DISCOMFORT_ASSIGN_OR_RETURN(Resolved r,
-                                  ResolveLink(dto, *input.link, ConsumerType(node, input), 0));
+                                  ResolveLink(dto, *input.link, ConsumerType(&def, input), 0));
       if (r.kind == Resolved::Kind::kLink) {
-        inputs[input.name] = MakeLink({r.node_id, r.slot});
+        // A link whose origin is not emitted cannot be executed: the key goes, widget value
+        // included (graphToPrompt step 5).
+        if (!emitted_.count(r.node_id)) {
+          inputs.erase(input.name);
+          continue;
+        }
+        inputs[input.name] = json::array({std::move(r.node_id), r.slot});
       } else if (r.kind == Resolved::Kind::kValue) {
         inputs[input.name] = WrapForPrompt(r.value);
       }
@@ -572,6 +666,62 @@ class Converter {
       entry["_meta"] = {{"title", node.title ? *node.title : def.display_name}};
     }
     return entry;
+  }
+
+  // ---- text replacements (saveImageExtraOutput.ts) ------------------------------------------
+  // `%Node.widget%` looks a node up by its "Node name for S&R" property (which the frontend sets
+  // to the node type on every non-save node it creates), then by title, in graph order; the value
+  // is the widget's, before any link replaces it in the prompt.
+  Status ApplyTemplates(json* output) const {
+    if (templates_.empty()) return Status::Ok();
+    std::tm now{};
+    const std::time_t t = std::chrono::system_clock::to_time_t(
+        options_.now ? *options_.now : std::chrono::system_clock::now());
+    localtime_r(&t, &now);
+    auto sr_name = [](const Dto& d) {
+      const json& p = JsonMember(d.node->properties, "Node name for S&R", JsonNull());
+      if (p.is_string()) return p.get<std::string>();
+      return IsSaveNodeType(d.node->type) ? std::string() : d.node->type;
+    };
+    auto title = [&](const Dto& d) {
+      if (d.node->title) return *d.node->title;
+      const NodeDef* def = defs_.Find(d.node->type);
+      return def ? def->display_name : d.node->type;
+    };
+    WidgetLookup lookup = [&](const std::string& node_ref,
+                              const std::string& widget) -> std::optional<json> {
+      const Dto* found = nullptr;
+      for (const Dto& d : order_) {
+        if (sr_name(d) == node_ref) {
+          found = &d;
+          break;
+        }
+      }
+      if (found == nullptr) {
+        for (const Dto& d : order_) {
+          if (title(d) == node_ref) {
+            found = &d;
+            break;
+          }
+        }
+      }
+      if (found == nullptr) return std::nullopt;
+      const NodeDef* def = defs_.Find(found->node->type);
+      if (def == nullptr) return std::nullopt;
+      auto widgets = FinalWidgets(*found, *def);
+      if (!widgets.ok()) return std::nullopt;
+      for (const WidgetValue& w : *widgets) {
+        if (w.spec->name == widget) return *w.value;
+      }
+      return std::nullopt;
+    };
+    for (const Template& t : templates_) {
+      json& inputs = (*output)[order_[t.dto].exec_id]["inputs"];
+      auto it = inputs.find(t.input);
+      if (it == inputs.end() || !it->is_string()) continue;  // replaced by a link
+      *it = ApplyTextReplacements(it->get<std::string>(), lookup, now);
+    }
+    return Status::Ok();
   }
 
   // ---- legacy group nodes -------------------------------------------------------------------
@@ -752,6 +902,12 @@ class Converter {
   std::map<std::string, GroupDef> groups_;
   std::map<std::string, std::unique_ptr<Instance>> instances_;
   std::vector<Dto> order_;
+  std::unordered_set<std::string> emitted_;  // exec ids of order_
+  struct Template {
+    size_t dto;  // index in order_
+    std::string input;
+  };
+  std::vector<Template> templates_;  // widget values that go through applyTextReplacements
 };
 
 }  // namespace

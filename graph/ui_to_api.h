@@ -2,6 +2,9 @@
 // shared/notes/ui_to_api.md) driven by node definitions instead of a browser.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +18,17 @@ namespace discomfort::graph {
 struct ConvertOptions {
   std::string source_name;   // file name for error locations
   bool include_meta = true;  // emit `_meta: {title}` per node
+  // Dynamic prompts in STRING widgets flagged `dynamicPrompts` (CLIPTextEncode.text, ...): comments
+  // stripped and `{a|b}` choices made, as the frontend does when it queues. The frontend picks
+  // with Math.random(); here each choice is a function of (seed, node id, widget name), so the same
+  // seed gives the same prompt and a loop can vary it by changing the seed.
+  bool dynamic_prompts = true;
+  uint64_t dynamic_prompt_seed = 0;
+  // `filename_prefix` templating on save nodes (%date:FORMAT%, %Node.widget%), and on values that
+  // PrimitiveNodes with "Run widget replace on values" push.
+  bool text_replacements = true;
+  // The clock for %date:...% (local time); unset = now.
+  std::optional<std::chrono::system_clock::time_point> now = std::nullopt;
 };
 
 // Converts a UI workflow (schema 0.4 or 1, subgraphs and legacy group nodes included). Errors: an

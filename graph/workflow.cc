@@ -50,121 +50,198 @@ std::string TypeString(const json& v) {
 
 Result<UiLink> ParseLink(const json& j, const std::string& pointer, const std::string& source) {
   UiLink link;
-  json id, origin, origin_slot, target, target_slot, type;
+  // References into `j`: a 1,000-node workflow has thousands of links, and copying each field
+  // showed up in profiles.
+  const json* id = &JsonNull();
+  const json* origin = &JsonNull();
+  const json* origin_slot = &JsonNull();
+  const json* target = &JsonNull();
+  const json* target_slot = &JsonNull();
+  const json* type = &JsonNull();
   if (j.is_array()) {
     if (j.size() < 5) {
       return ParseError(pointer,
                         "a link must be [id, origin_id, origin_slot, target_id, target_slot, type]",
                         source);
     }
-    id = j[0];
-    origin = j[1];
-    origin_slot = j[2];
-    target = j[3];
-    target_slot = j[4];
-    if (j.size() > 5) type = j[5];
+    id = &j[0];
+    origin = &j[1];
+    origin_slot = &j[2];
+    target = &j[3];
+    target_slot = &j[4];
+    if (j.size() > 5) type = &j[5];
   } else if (j.is_object()) {
-    id = j.value("id", json());
-    origin = j.value("origin_id", json());
-    origin_slot = j.value("origin_slot", json());
-    target = j.value("target_id", json());
-    target_slot = j.value("target_slot", json());
-    type = j.value("type", json());
+    id = &JsonMember(j, "id", JsonNull());
+    origin = &JsonMember(j, "origin_id", JsonNull());
+    origin_slot = &JsonMember(j, "origin_slot", JsonNull());
+    target = &JsonMember(j, "target_id", JsonNull());
+    target_slot = &JsonMember(j, "target_slot", JsonNull());
+    type = &JsonMember(j, "type", JsonNull());
   } else {
     return ParseError(pointer, "a link must be an array or an object", source);
   }
-  auto link_id = AsInteger(id);
-  if (!link_id) return ParseError(pointer, "link id must be an integer, got " + id.dump(), source);
+  auto link_id = AsInteger(*id);
+  if (!link_id) return ParseError(pointer, "link id must be an integer, got " + id->dump(), source);
   link.id = *link_id;
-  auto origin_id = NodeIdToString(origin);
-  auto target_id = NodeIdToString(target);
+  auto origin_id = NodeIdToString(*origin);
+  auto target_id = NodeIdToString(*target);
   if (!origin_id || !target_id) {
     return ParseError(
         pointer, "link " + std::to_string(link.id) + " must name its origin and target node ids",
         source);
   }
-  link.origin_id = *origin_id;
-  link.target_id = *target_id;
-  auto os = AsInteger(origin_slot);
-  auto ts = AsInteger(target_slot);
+  link.origin_id = std::move(*origin_id);
+  link.target_id = std::move(*target_id);
+  auto os = AsInteger(*origin_slot);
+  auto ts = AsInteger(*target_slot);
   if (!os || !ts) {
     return ParseError(pointer, "link " + std::to_string(link.id) + " has a non-integer slot",
                       source);
   }
   link.origin_slot = static_cast<int>(*os);
   link.target_slot = static_cast<int>(*ts);
-  link.type = TypeString(type);
+  link.type = TypeString(*type);
   return link;
+}
+
+std::string NameString(const json& obj) {
+  const json& name = JsonMember(obj, "name", JsonNull());
+  return name.is_string() ? name.get<std::string>() : std::string();
+}
+
+// The JSON pointer strings are built only when an error needs them.
+std::string ItemPointer(const std::string& pointer, const char* member, size_t i) {
+  return pointer + "/" + member + "/" + std::to_string(i);
 }
 
 Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::string& source) {
   if (!j.is_object()) return ParseError(pointer, "a node must be an object", source);
   UiNode node;
   node.json_pointer = pointer;
-  auto id = NodeIdToString(j.value("id", json()));
+  // One pass over the members instead of a lookup per field: each lookup in nlohmann's std::map
+  // costs several string compares, and this runs for every node of every workflow.
+  const json* id_json = &JsonNull();
+  const json* type = &JsonNull();
+  const json* title = nullptr;
+  const json* mode = nullptr;
+  const json* inputs = nullptr;
+  const json* outputs = nullptr;
+  const json* widgets_values = nullptr;
+  const json* widgets_values_named = nullptr;
+  const json* properties = nullptr;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    switch (key.size()) {  // one string compare per member
+      case 2:
+        if (key == "id") id_json = &*it;
+        break;
+      case 4:
+        if (key == "type") type = &*it;
+        if (key == "mode") mode = &*it;
+        break;
+      case 5:
+        if (key == "title") title = &*it;
+        break;
+      case 6:
+        if (key == "inputs") inputs = &*it;
+        break;
+      case 7:
+        if (key == "outputs") outputs = &*it;
+        break;
+      case 10:
+        if (key == "properties") properties = &*it;
+        break;
+      case 14:
+        if (key == "widgets_values") widgets_values = &*it;
+        break;
+      case 20:
+        if (key == "widgets_values_named") widgets_values_named = &*it;
+        break;
+      default:
+        break;
+    }
+  }
+  auto id = NodeIdToString(*id_json);
   if (!id) return ParseError(pointer + "/id", "node has no id (number or string)", source);
-  node.id = *id;
-  const json& type = JsonMember(j, "type", JsonNull());
-  if (!type.is_string() || type.get<std::string>().empty()) {
+  node.id = std::move(*id);
+  if (!type->is_string() || type->get_ref<const std::string&>().empty()) {
     return ParseError(pointer + "/type", "node " + node.id + " has no string 'type'", source,
                       node.id);
   }
-  node.type = type.get<std::string>();
-  if (j.contains("title") && j["title"].is_string()) node.title = j["title"].get<std::string>();
-  if (j.contains("mode")) {
-    auto mode = AsInteger(j["mode"]);
-    if (!mode)
-      return ParseError(pointer + "/mode", "node mode must be an integer", source, node.id);
-    node.mode = static_cast<int>(*mode);
+  node.type = type->get<std::string>();
+  if (title != nullptr && title->is_string()) node.title = title->get<std::string>();
+  if (mode != nullptr) {
+    auto m = AsInteger(*mode);
+    if (!m) return ParseError(pointer + "/mode", "node mode must be an integer", source, node.id);
+    node.mode = static_cast<int>(*m);
   }
-  if (j.contains("inputs") && !j["inputs"].is_null()) {
-    if (!j["inputs"].is_array()) {
+  if (inputs != nullptr && !inputs->is_null()) {
+    if (!inputs->is_array()) {
       return ParseError(pointer + "/inputs", "'inputs' must be an array", source, node.id);
     }
-    for (size_t i = 0; i < j["inputs"].size(); ++i) {
-      const json& in = j["inputs"][i];
-      const std::string in_ptr = pointer + "/inputs/" + std::to_string(i);
-      if (!in.is_object()) return ParseError(in_ptr, "an input must be an object", source, node.id);
-      UiInput input;
-      input.name = in.value("name", json("")).is_string() ? in.value("name", std::string()) : "";
-      input.type = TypeString(in.value("type", json()));
-      if (in.contains("link") && !in["link"].is_null()) {
-        auto link = AsInteger(in["link"]);
-        if (!link) {
-          return ParseError(in_ptr + "/link", "input link must be a link id or null", source,
-                            node.id);
-        }
-        input.link = *link;
+    node.inputs.reserve(inputs->size());
+    for (size_t i = 0; i < inputs->size(); ++i) {
+      const json& in = (*inputs)[i];
+      if (!in.is_object()) {
+        return ParseError(ItemPointer(pointer, "inputs", i), "an input must be an object", source,
+                          node.id);
       }
-      if (in.contains("widget") && in["widget"].is_object()) {
-        input.widget_name = in["widget"].value("name", std::string());
+      UiInput input;
+      for (auto it = in.begin(); it != in.end(); ++it) {
+        const std::string& key = it.key();
+        if (key == "name") {
+          if (it->is_string()) input.name = it->get<std::string>();
+        } else if (key == "type") {
+          input.type = TypeString(*it);
+        } else if (key == "link") {
+          if (it->is_null()) continue;
+          auto link = AsInteger(*it);
+          if (!link) {
+            return ParseError(ItemPointer(pointer, "inputs", i) + "/link",
+                              "input link must be a link id or null", source, node.id);
+          }
+          input.link = *link;
+        } else if (key == "widget") {
+          if (it->is_object()) input.widget_name = NameString(*it);
+        }
       }
       node.inputs.push_back(std::move(input));
     }
   }
-  if (j.contains("outputs") && !j["outputs"].is_null()) {
-    if (!j["outputs"].is_array()) {
+  if (outputs != nullptr && !outputs->is_null()) {
+    if (!outputs->is_array()) {
       return ParseError(pointer + "/outputs", "'outputs' must be an array", source, node.id);
     }
-    for (size_t i = 0; i < j["outputs"].size(); ++i) {
-      const json& out = j["outputs"][i];
-      const std::string out_ptr = pointer + "/outputs/" + std::to_string(i);
+    node.outputs.reserve(outputs->size());
+    for (size_t i = 0; i < outputs->size(); ++i) {
+      const json& out = (*outputs)[i];
       if (!out.is_object()) {
-        return ParseError(out_ptr, "an output must be an object", source, node.id);
+        return ParseError(ItemPointer(pointer, "outputs", i), "an output must be an object", source,
+                          node.id);
       }
       UiOutput output;
-      output.name = out.value("name", json("")).is_string() ? out.value("name", std::string()) : "";
-      output.type = TypeString(out.value("type", json()));
-      if (out.contains("links") && out["links"].is_array()) {
-        for (const json& l : out["links"]) {
-          if (auto id = AsInteger(l)) output.links.push_back(*id);
+      for (auto it = out.begin(); it != out.end(); ++it) {
+        const std::string& key = it.key();
+        if (key == "name") {
+          if (it->is_string()) output.name = it->get<std::string>();
+        } else if (key == "type") {
+          output.type = TypeString(*it);
+        } else if (key == "links") {
+          if (!it->is_array()) continue;
+          output.links.reserve(it->size());
+          for (const json& l : *it) {
+            if (auto link_id = AsInteger(l)) output.links.push_back(*link_id);
+          }
         }
       }
       node.outputs.push_back(std::move(output));
     }
   }
-  if (j.contains("widgets_values")) node.widgets_values = j["widgets_values"];
-  if (j.contains("properties") && j["properties"].is_object()) node.properties = j["properties"];
+  if (widgets_values != nullptr) node.widgets_values = *widgets_values;
+  if (widgets_values_named != nullptr && widgets_values_named->is_object()) {
+    node.widgets_values_named = *widgets_values_named;
+  }
+  if (properties != nullptr && properties->is_object()) node.properties = *properties;
   return node;
 }
 
@@ -198,15 +275,16 @@ Status ParseGraph(const json& j, const std::string& pointer, const std::string& 
   if (!nodes.is_array()) {
     return ParseError(pointer + "/nodes", "a UI workflow needs a 'nodes' array", source);
   }
+  graph->nodes.reserve(nodes.size());
+  graph->node_index.reserve(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) {
-    DISCOMFORT_ASSIGN_OR_RETURN(
-        UiNode node, ParseNode(nodes[i], pointer + "/nodes/" + std::to_string(i), source));
-    if (graph->node_index.count(node.id)) {
-      return ParseError(pointer + "/nodes/" + std::to_string(i),
+    DISCOMFORT_ASSIGN_OR_RETURN(UiNode node,
+                                ParseNode(nodes[i], ItemPointer(pointer, "nodes", i), source));
+    if (!graph->node_index.emplace(node.id, graph->nodes.size()).second) {
+      return ParseError(ItemPointer(pointer, "nodes", i),
                         "duplicate node id " + node.id + " (ids must be unique in a graph)", source,
                         node.id);
     }
-    graph->node_index[node.id] = graph->nodes.size();
     graph->nodes.push_back(std::move(node));
   }
   const json& links = JsonMember(j, "links", JsonEmptyArray());
@@ -214,10 +292,16 @@ Status ParseGraph(const json& j, const std::string& pointer, const std::string& 
     return ParseError(pointer + "/links", "'links' must be an array", source);
   }
   if (links.is_array()) {
+    graph->link_order.reserve(links.size());
     for (size_t i = 0; i < links.size(); ++i) {
       if (links[i].is_null()) continue;  // litegraph may leave holes
-      DISCOMFORT_ASSIGN_OR_RETURN(
-          UiLink link, ParseLink(links[i], pointer + "/links/" + std::to_string(i), source));
+      auto parsed = ParseLink(links[i], {}, source);
+      if (!parsed.ok()) {
+        Status st = parsed.TakeStatus();
+        st.where().json_pointer = ItemPointer(pointer, "links", i);
+        return st;
+      }
+      UiLink link = std::move(parsed).value();
       const int64_t id = link.id;
       if (graph->links.emplace(id, std::move(link)).second) graph->link_order.push_back(id);
     }
@@ -385,7 +469,7 @@ Result<json> LoadJsonFile(const std::string& path) {
 
 bool IsVirtualNodeType(const std::string& type) {
   return type == kRerouteType || type == kPrimitiveNodeType || type == "Note" ||
-         type == "MarkdownNote";
+         type == "MarkdownNote" || type == kSetNodeType || type == kGetNodeType;
 }
 
 bool TypesCompatible(const std::string& a, const std::string& b) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -62,8 +63,10 @@ struct UiNode {
   std::vector<UiInput> inputs;
   std::vector<UiOutput> outputs;
   nlohmann::json widgets_values;  // array, object or null, as saved
-  nlohmann::json properties = nlohmann::json::object();
-  std::string json_pointer;  // where the node sits in the source document
+  // Newest frontends also save {widget name: value}; when present it wins over positions.
+  nlohmann::json widgets_values_named;
+  nlohmann::json properties;  // the saved object, or null (read it with JsonMember)
+  std::string json_pointer;   // where the node sits in the source document
 
   // Index of the saved input carrying `link_id`, or -1.
   int InputIndexOfLink(int64_t link_id) const;
@@ -82,7 +85,7 @@ struct UiGraph {
   std::string id;    // subgraph definition id (uuid); empty for the root graph
   std::string name;  // subgraph name
   std::vector<UiNode> nodes;
-  std::map<std::string, size_t> node_index;  // node id -> index in `nodes`
+  std::unordered_map<std::string, size_t> node_index;  // node id -> index in `nodes`
   std::map<int64_t, UiLink> links;
   std::vector<int64_t> link_order;      // link ids in the order of the saved `links` array
   std::vector<UiSubgraphSlot> inputs;   // subgraph definitions only
@@ -116,6 +119,10 @@ Result<nlohmann::json> LoadJsonFile(const std::string& path);
 bool IsVirtualNodeType(const std::string& type);
 inline constexpr const char* kRerouteType = "Reroute";
 inline constexpr const char* kPrimitiveNodeType = "PrimitiveNode";
+// KJNodes' frontend-only pair: a GetNode reads what is wired into the SetNode whose name
+// (widgets_values[0]) is the same.
+inline constexpr const char* kSetNodeType = "SetNode";
+inline constexpr const char* kGetNodeType = "GetNode";
 
 // Litegraph's LiteGraph.isValidConnection: "*", "" are generic; otherwise a case-insensitive match
 // of any pair of comma-separated parts.

@@ -5,6 +5,8 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "graph/ui_to_api.h"
 
@@ -59,7 +61,8 @@ struct OrderOutcome {
   std::vector<size_t> order;
   std::vector<size_t> cycle;
 };
-OrderOutcome OrderIndexes(size_t n, const std::vector<std::set<size_t>>& successors) {
+// Parallel edges are fine: they count in the in-degree and are released together.
+OrderOutcome OrderIndexes(size_t n, const std::vector<std::vector<size_t>>& successors) {
   std::vector<int> indegree(n, 0);
   for (size_t i = 0; i < n; ++i) {
     for (size_t s : successors[i]) ++indegree[s];
@@ -214,19 +217,6 @@ std::set<std::string> PromptAncestors(const json& prompt, const std::string& sta
 
 const json* ObjectInfoOf(const NodeDefinitions* defs) { return defs ? &defs->raw() : nullptr; }
 
-Status ClashError(const std::string& role, const std::string& uid, const std::string& first,
-                  const std::string& second, const std::string& source) {
-  ErrorLocation where;
-  where.workflow = source;
-  where.node_id = second;
-  where.class_type = kPortClass;
-  where.port = uid;
-  return Status(ErrorCode::kAlreadyExists,
-                "duplicate " + role + " port unique_id '" + uid + "' on nodes " + first + " and " +
-                    second + ": each unique_id may appear once per role",
-                where);
-}
-
 }  // namespace
 
 // ---- ports --------------------------------------------------------------------------------
@@ -238,7 +228,7 @@ namespace {
 Result<PortSet> DiscoverUiPortsImpl(const UiWorkflow& workflow, bool strict) {
   const UiGraph& graph = workflow.root;
   PortSet set;
-  std::map<std::string, std::string> input_owner, output_owner;
+  PortOwners owners;
   for (const UiNode& node : graph.nodes) {
     if (node.type != kPortClass) continue;
     Port port;
@@ -286,14 +276,8 @@ Result<PortSet> DiscoverUiPortsImpl(const UiWorkflow& workflow, bool strict) {
     if (incoming != nullptr) {
       port.source = LinkRef{incoming->origin_id, incoming->origin_slot};
     }
-    const bool has_in = incoming != nullptr;
-    const bool has_out = !port.consumers.empty();
-    if (has_in && has_out) {
-      port.mode = PortMode::kPassthru;
-    } else if (has_out) {
-      port.mode = PortMode::kInput;
-    } else if (has_in) {
-      port.mode = PortMode::kOutput;
+    port.mode = ClassifyPort(incoming != nullptr, !port.consumers.empty());
+    if (port.mode == PortMode::kOutput) {
       port.type = "*";
       const UiNode* origin = graph.FindNode(incoming->origin_id);
       if (origin != nullptr && incoming->origin_slot >= 0 &&
@@ -302,30 +286,7 @@ Result<PortSet> DiscoverUiPortsImpl(const UiWorkflow& workflow, bool strict) {
         port.type = origin->outputs[incoming->origin_slot].type;
       }
     }
-    switch (port.mode) {
-      case PortMode::kInput: {
-        auto [it, inserted] = input_owner.emplace(port.unique_id, node.id);
-        if (!inserted && strict) {
-          return ClashError("INPUT", port.unique_id, it->second, node.id, workflow.source);
-        }
-        set.inputs.push_back(std::move(port));
-        break;
-      }
-      case PortMode::kOutput: {
-        auto [it, inserted] = output_owner.emplace(port.unique_id, node.id);
-        if (!inserted && strict) {
-          return ClashError("OUTPUT", port.unique_id, it->second, node.id, workflow.source);
-        }
-        set.outputs.push_back(std::move(port));
-        break;
-      }
-      case PortMode::kPassthru:
-        set.passthrus.push_back(std::move(port));
-        break;
-      case PortMode::kUnconnected:
-        set.unconnected.push_back(std::move(port));
-        break;
-    }
+    DISCOMFORT_RETURN_IF_ERROR(AddPort(std::move(port), &set, &owners, strict, workflow.source));
   }
   return set;
 }
@@ -362,12 +323,12 @@ const char* PassByForType(const std::string& type) {
 // ---- order --------------------------------------------------------------------------------
 
 Result<std::vector<std::string>> TopologicalOrder(const UiGraph& graph) {
-  std::vector<std::set<size_t>> successors(graph.nodes.size());
+  std::vector<std::vector<size_t>> successors(graph.nodes.size());
   for (const auto& [id, link] : graph.links) {
     auto o = graph.node_index.find(link.origin_id);
     auto t = graph.node_index.find(link.target_id);
     if (o == graph.node_index.end() || t == graph.node_index.end()) continue;
-    successors[o->second].insert(t->second);
+    successors[o->second].push_back(t->second);
   }
   OrderOutcome outcome = OrderIndexes(graph.nodes.size(), successors);
   if (!outcome.cycle.empty() || outcome.order.size() != graph.nodes.size()) {
@@ -384,29 +345,50 @@ Result<std::vector<std::string>> TopologicalOrder(const UiGraph& graph) {
 
 Result<std::vector<std::string>> TopologicalOrderOfPrompt(const json& prompt) {
   DISCOMFORT_RETURN_IF_ERROR(ValidateApiPrompt(prompt));
-  std::vector<std::string> ids;
-  for (const auto& [id, node] : prompt.items()) ids.push_back(id);
-  std::sort(ids.begin(), ids.end(), IdLess);
-  std::map<std::string, size_t> index;
-  for (size_t i = 0; i < ids.size(); ++i) index[ids[i]] = i;
-  std::vector<std::set<size_t>> successors(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const json& node = prompt[ids[i]];
-    if (!node.contains("inputs")) continue;
-    for (const auto& [name, value] : node["inputs"].items()) {
-      if (auto link = AsLink(value)) successors[index[link->node_id]].insert(i);
+  // Ids sorted as IdLess does, with each id's number parsed once (not per comparison).
+  struct Entry {
+    const std::string* id;
+    const json* node;
+    bool numeric;
+    long long number;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(prompt.size());
+  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
+    const std::string& id = it.key();
+    const bool numeric =
+        !id.empty() && id.size() < 19 &&
+        std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
+    entries.push_back({&id, &*it, numeric, numeric ? std::stoll(id) : 0});
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    if (a.numeric && b.numeric) return a.number < b.number;
+    return *a.id < *b.id;
+  });
+  std::unordered_map<std::string_view, size_t> index;
+  index.reserve(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) index.emplace(*entries[i].id, i);
+  std::vector<std::vector<size_t>> successors(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const json& inputs = JsonMember(*entries[i].node, "inputs", JsonEmptyObject());
+    if (!inputs.is_object()) continue;
+    for (const json& value : inputs) {
+      if (!IsLink(value)) continue;
+      auto from = index.find(value[0].get_ref<const std::string&>());
+      if (from != index.end()) successors[from->second].push_back(i);
     }
   }
-  OrderOutcome outcome = OrderIndexes(ids.size(), successors);
-  if (outcome.order.size() != ids.size()) {
+  OrderOutcome outcome = OrderIndexes(entries.size(), successors);
+  if (outcome.order.size() != entries.size()) {
     std::vector<std::string> cycle;
-    for (size_t i : outcome.cycle) cycle.push_back(ids[i]);
+    for (size_t i : outcome.cycle) cycle.push_back(*entries[i].id);
     ErrorLocation where;
     where.node_id = cycle.empty() ? "" : cycle.front();
     return Status(ErrorCode::kCycle, "the prompt contains a cycle: " + JoinCycle(cycle), where);
   }
   std::vector<std::string> order;
-  for (size_t i : outcome.order) order.push_back(ids[i]);
+  order.reserve(outcome.order.size());
+  for (size_t i : outcome.order) order.push_back(*entries[i].id);
   return order;
 }
 
@@ -929,6 +911,15 @@ void ValidateUiGraph(const UiWorkflow& wf, const UiGraph& graph, const NodeDefin
   }
 }
 
+// V3 Autogrow / dynamic groups send their members as "<name>.<member>" keys, never "<name>".
+bool HasDottedMember(const json& inputs, const InputSpec& spec) {
+  if (spec.type.rfind("COMFY_", 0) != 0) return false;
+  const std::string prefix = spec.name + ".";
+  const auto& members = inputs.get_ref<const json::object_t&>();
+  auto it = members.lower_bound(prefix);
+  return it != members.end() && it->first.rfind(prefix, 0) == 0;
+}
+
 void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::string& source,
                     std::vector<Status>* problems) {
   if (!prompt.is_object() || prompt.empty()) {
@@ -938,13 +929,14 @@ void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::
   }
   bool structural_ok = true;
   for (const auto& [id, node] : prompt.items()) {
-    if (!node.is_object() || !node.contains("class_type") || !node["class_type"].is_string()) {
+    const json& class_type = JsonMember(node, "class_type", JsonNull());
+    if (!class_type.is_string()) {
       problems->push_back(At(ErrorCode::kParse, "node must be an object with a string class_type",
                              source, id, "", "/" + id));
       structural_ok = false;
       continue;
     }
-    const std::string cls = node["class_type"].get<std::string>();
+    const std::string& cls = class_type.get_ref<const std::string&>();
     const json& inputs = JsonMember(node, "inputs", JsonEmptyObject());
     if (!inputs.is_object()) {
       problems->push_back(At(ErrorCode::kParse, "'inputs' must be an object", source, id, cls,
@@ -959,7 +951,7 @@ void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::
                              id, cls, "/" + id));
     }
     for (const auto& [name, value] : inputs.items()) {
-      auto link = AsLink(value);
+      auto link = AsLinkView(value);
       if (!link) continue;
       // Init-captures for the structured bindings: clang < 16 cannot capture them.
       auto report = [&, &id = id, &name = name](ErrorCode code, std::string message) {
@@ -967,37 +959,38 @@ void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::
         st.where().input_name = name;
         problems->push_back(std::move(st));
       };
-      if (!prompt.contains(link->node_id)) {
+      const std::string& origin_id = *link->node_id;
+      auto origin_it = prompt.find(origin_id);
+      if (origin_it == prompt.end()) {
         report(ErrorCode::kNotFound,
-               "links to node '" + link->node_id + "', which is not in the prompt");
+               "links to node '" + origin_id + "', which is not in the prompt");
         structural_ok = false;
         continue;
       }
-      const json& origin = prompt[link->node_id];
-      if (def == nullptr || !origin.is_object() || !origin.contains("class_type") ||
-          !origin["class_type"].is_string()) {
-        continue;
-      }
-      const NodeDef* od = defs->Find(origin["class_type"].get<std::string>());
+      if (def == nullptr) continue;
+      const json& origin_class = JsonMember(*origin_it, "class_type", JsonNull());
+      if (!origin_class.is_string()) continue;
+      const NodeDef* od = defs->Find(origin_class.get_ref<const std::string&>());
       if (od == nullptr) continue;
       if (link->slot < 0 || link->slot >= static_cast<int>(od->output_types.size())) {
         report(ErrorCode::kValidation, "links to output slot " + std::to_string(link->slot) +
-                                           " of node " + link->node_id + " (" + od->name +
+                                           " of node " + origin_id + " (" + od->name +
                                            "), which has " +
                                            std::to_string(od->output_types.size()) + " outputs");
         continue;
       }
-      const std::string in_type = def->InputType(name);
-      const std::string out_type = od->OutputType(link->slot);
-      if (!in_type.empty() && !TypesCompatible(out_type, in_type)) {
-        report(ErrorCode::kTypeMismatch, "expects " + in_type + " but is linked to " + out_type +
-                                             " output " + std::to_string(link->slot) + " of node " +
-                                             link->node_id + " (" + od->name + ")");
+      const InputSpec* in_spec = def->FindInput(name);
+      const std::string& out_type = od->output_types[link->slot];
+      if (in_spec != nullptr && !in_spec->type.empty() &&
+          !TypesCompatible(out_type, in_spec->type)) {
+        report(ErrorCode::kTypeMismatch, "expects " + in_spec->type + " but is linked to " +
+                                             out_type + " output " + std::to_string(link->slot) +
+                                             " of node " + origin_id + " (" + od->name + ")");
       }
     }
     if (def != nullptr) {
       for (const InputSpec& spec : def->inputs) {
-        if (spec.required && !inputs.contains(spec.name)) {
+        if (spec.required && !inputs.contains(spec.name) && !HasDottedMember(inputs, spec)) {
           Status st = At(ErrorCode::kValidation, "required input '" + spec.name + "' is missing",
                          source, id, cls, "/" + id + "/inputs");
           st.where().input_name = spec.name;

@@ -3,6 +3,8 @@
 #include "cli/graph_commands.cc"  // NOLINT(bugprone-suspicious-include)
 
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -89,6 +91,34 @@ TEST_F(GraphCommandsTest, ConvertWritesTheApiPrompt) {
   ASSERT_EQ(api.exit_code, 0) << api.err;
   EXPECT_EQ(provider_calls_, 1);
   EXPECT_EQ(json::parse(api.out), *expected);
+}
+
+TEST_F(GraphCommandsTest, ConvertDynamicPromptSeedAndOptOut) {
+  const std::string ui = Tmp("dynamic.json");
+  {
+    std::ofstream f(ui);
+    f << R"({"version": 0.4, "links": [], "nodes": [{"id": 6, "type": "CLIPTextEncode",
+             "widgets_values": ["{a|b|c|d|e|f|g|h} cat // note"]}]})";
+  }
+  std::set<std::string> texts;
+  for (int seed = 0; seed < 8; ++seed) {
+    const CommandRun run =
+        Run({"convert", ui, "--object-info", ObjectInfo(), "--prompt-seed", std::to_string(seed)});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const std::string text = json::parse(run.out)["6"]["inputs"]["text"];
+    EXPECT_EQ(text.size(), std::string("a cat ").size()) << text;
+    EXPECT_EQ(text.substr(1), " cat ");
+    // The same seed converts to the same text.
+    const CommandRun again =
+        Run({"convert", ui, "--object-info", ObjectInfo(), "--prompt-seed", std::to_string(seed)});
+    EXPECT_EQ(json::parse(again.out)["6"]["inputs"]["text"], text);
+    texts.insert(text);
+  }
+  EXPECT_GT(texts.size(), 1u);  // seeds choose differently
+  const CommandRun raw =
+      Run({"convert", ui, "--object-info", ObjectInfo(), "--no-dynamic-prompts"});
+  ASSERT_EQ(raw.exit_code, 0) << raw.err;
+  EXPECT_EQ(json::parse(raw.out)["6"]["inputs"]["text"], "{a|b|c|d|e|f|g|h} cat // note");
 }
 
 TEST_F(GraphCommandsTest, ConvertFailuresExitWithTwoAndExplain) {

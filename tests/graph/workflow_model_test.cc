@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "generated_workflow.h"
 #include "graph/ui_to_api.h"
 #include "graph/workflow.h"
 #include "graph/workflow_ops.h"
@@ -161,6 +162,27 @@ TEST(Performance, ThousandNodeWorkflow) {
             << duration<double, std::milli>(converted - start).count()
             << " ms, validate: " << duration<double, std::milli>(validated - converted).count()
             << " ms\n";
+}
+
+// The benchmark's generated workflow (benchmarks/graph/) converts as designed: 8 API nodes per
+// 10-node block, the bypassed LoRA rewired to the checkpoint, the VAE through the Reroute, the
+// seed from the PrimitiveNode, and the result validates.
+TEST(Performance, GeneratedBenchmarkWorkflowConvertsAsDesigned) {
+  const json ui = testing::GeneratedWorkflow(100);
+  ASSERT_EQ(ui["nodes"].size(), 1000u);
+  const NodeDefinitions& defs = testing::V033Definitions();
+  auto prompt = ConvertUiToApi(ui, defs);
+  ASSERT_TRUE(prompt.ok()) << prompt.status().ToString();
+  EXPECT_EQ(prompt->size(), 800u);
+  EXPECT_TRUE(ValidateWorkflow(*prompt, &defs).empty());
+  // Block 0 (ids 1..10, Reroute) and block 1 (ids 11..20, PrimitiveNode).
+  EXPECT_FALSE(prompt->contains("2"));  // bypassed LoRA
+  EXPECT_EQ((*prompt)["6"]["inputs"]["model"], json::array({"1", 0}));
+  EXPECT_EQ((*prompt)["3"]["inputs"]["clip"], json::array({"1", 1}));
+  EXPECT_EQ((*prompt)["7"]["inputs"]["vae"], json::array({"1", 2}));
+  EXPECT_EQ((*prompt)["6"]["inputs"]["seed"], 1000);
+  EXPECT_EQ((*prompt)["16"]["inputs"]["seed"], 78);
+  EXPECT_EQ((*prompt)["13"]["_meta"]["title"], "Positive 1");
 }
 
 }  // namespace
