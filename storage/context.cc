@@ -72,6 +72,20 @@ bool ForceSpillFromEnvironment() {
   return value != nullptr && *value != '\0' && std::string(value) != "0";
 }
 
+// DISCOMFORT_RELOAD=read|map, for comparing the two without rebuilding (benchmarks/handoff).
+void ReloadModeFromEnvironment(ReloadMode* mode) {
+  const char* value = std::getenv("DISCOMFORT_RELOAD");
+  if (value == nullptr || *value == '\0') return;
+  const std::string text = value;
+  if (text == "read") {
+    *mode = ReloadMode::kRead;
+  } else if (text == "map") {
+    *mode = ReloadMode::kMap;
+  } else {
+    spdlog::warn("[discomfort] DISCOMFORT_RELOAD={} is neither 'read' nor 'map'; ignored", text);
+  }
+}
+
 std::string NewTempDirName(const std::string& root) {
   static std::atomic<uint64_t> sequence{0};
   return root + "/" + kTempDirPrefix + std::to_string(::getpid()) + "-" +
@@ -190,8 +204,9 @@ Status ContextState::EnsureTempDir() {
   return Status::Ok();
 }
 
-Result<at::Tensor> TensorFromFile(FileSystem& fs, const std::string& path, const std::string& key) {
-  auto contents = ReadSafetensors(fs, path);
+Result<at::Tensor> TensorFromFile(FileSystem& fs, const std::string& path, const std::string& key,
+                                  const SafetensorsReadOptions& read) {
+  auto contents = ReadSafetensors(fs, path, read);
   if (!contents.ok()) return contents.TakeStatus();
   auto& tensors = contents->tensors;
   for (auto& [name, tensor] : tensors) {
@@ -329,6 +344,41 @@ Status ContextState::Enforce(const std::string* exclude) {
   return first_error;
 }
 
+Result<at::Tensor> ContextState::LoadSpilled(const std::string& key, const std::string& path,
+                                             bool on_device, const std::string& device_name,
+                                             bool requires_grad) const {
+  SafetensorsReadOptions read;
+  read.load = options.reload == ReloadMode::kMap ? SafetensorsLoad::kMap : SafetensorsLoad::kRead;
+  read.threads = options.reload_threads;
+  read.chunk_bytes = options.reload_chunk_bytes;
+  auto loaded = TensorFromFile(*fs, path, key, read);
+  if (!loaded.ok()) {
+    ErrorLocation where;
+    where.port = key;
+    // kIO also for a vanished file: the key exists, its data is what is lost.
+    const ErrorCode code =
+        loaded.status().code() == ErrorCode::kNotFound ? ErrorCode::kIO : loaded.status().code();
+    return Status(code,
+                  "reloading '" + key + "' from " + path + " failed: " + loaded.status().message(),
+                  where);
+  }
+  at::Tensor tensor = std::move(loaded).value();
+  try {
+    if (on_device) {
+      c10::Device device(device_name);
+      c10::DeviceGuard guard(device);
+      tensor = tensor.to(device);
+    }
+    if (requires_grad && tensor.is_floating_point()) tensor.requires_grad_(true);
+  } catch (const std::exception& error) {
+    ErrorLocation where;
+    where.port = key;
+    return Status(ErrorCode::kIO,
+                  "reloading '" + key + "' to " + device_name + " failed: " + error.what(), where);
+  }
+  return tensor;
+}
+
 Result<Value> ContextState::Acquire(const std::string& key, bool pin, uint64_t* version) {
   for (int attempt = 0; attempt < 8; ++attempt) {
     std::unique_lock<std::mutex> lock(mu);
@@ -342,56 +392,40 @@ Result<Value> ContextState::Acquire(const std::string& key, bool pin, uint64_t* 
       return entry.value;
     }
 
-    // Spilled: map the file (cheap, so under the lock); its pages load on first touch.
-    auto mapped = TensorFromFile(*fs, entry.spill_path, key);
-    if (!mapped.ok()) {
-      ErrorLocation where;
-      where.port = key;
-      return Status(mapped.status().code(),
-                    "reloading '" + key + "' from " + entry.spill_path +
-                        " failed: " + mapped.status().message(),
-                    where);
-    }
-    at::Tensor tensor = std::move(mapped).value();
+    // Spilled. A map is cheap and happens under the lock; a full read or a device copy happens
+    // outside it and is committed only if the entry did not change meanwhile.
+    const std::string path = entry.spill_path;
+    const std::string device_name = entry.device;
     const uint64_t loaded_version = entry.version;
-    if (entry.on_device) {
-      // Copy back to the device outside the lock, then commit if nothing changed meanwhile.
-      const std::string device_name = entry.device;
-      const bool requires_grad = entry.requires_grad;
-      lock.unlock();
-      try {
-        c10::Device device(device_name);
-        c10::DeviceGuard guard(device);
-        tensor = tensor.to(device);
-        if (requires_grad && tensor.is_floating_point()) tensor.requires_grad_(true);
-      } catch (const std::exception& error) {
-        return Status(ErrorCode::kIO,
-                      "reloading '" + key + "' to " + device_name + " failed: " + error.what());
-      }
+    const bool on_device = entry.on_device;
+    const bool requires_grad = entry.requires_grad;
+    const bool outside = on_device || options.reload == ReloadMode::kRead;
+    if (outside) lock.unlock();  // `entry` may go away from here on
+    Result<at::Tensor> loaded = LoadSpilled(key, path, on_device, device_name, requires_grad);
+    if (outside) {
       lock.lock();
       it = entries.find(key);
-      if (it == entries.end() || it->second.version != loaded_version ||
-          it->second.where != Residence::kDisk) {
-        if (!pin) {
+      const bool same_version = it != entries.end() && it->second.version == loaded_version;
+      if (!same_version || it->second.where != Residence::kDisk) {
+        // Replaced, erased, or reloaded by another thread: its value (or absence) wins, except
+        // that a plain Get may return what it read before a replacement.
+        if (!same_version && loaded.ok() && !pin) {
           if (version != nullptr) *version = loaded_version;
-          return Value::Tensor(std::move(tensor));  // as read before the concurrent change
+          return Value::Tensor(std::move(loaded).value());
         }
+        lock.unlock();  // the unused copy is freed outside the lock
         continue;
       }
-    } else {
-      try {
-        if (entry.requires_grad && tensor.is_floating_point()) tensor.requires_grad_(true);
-      } catch (const std::exception&) {
-      }
     }
+    if (!loaded.ok()) return loaded.TakeStatus();  // still spilled: a later Get tries again
     Entry& current = it->second;
     disk_bytes -= current.spill_file_bytes;
-    // The mapping outlives the file: removing it now frees disk space once the tensor dies.
+    // A mapping outlives the file: removing it now frees disk space once the tensor dies.
     Status removed = fs->RemoveFile(current.spill_path);
     if (!removed.ok()) spdlog::warn("[discomfort] {}", removed.ToString());
     current.spill_path.clear();
     current.spill_file_bytes = 0;
-    current.value = Value::Tensor(std::move(tensor));
+    current.value = Value::Tensor(std::move(loaded).value());
     current.storage = current.value.tensor().storage().unsafeGetStorageImpl();
     current.bytes = current.value.tensor().storage().nbytes();
     current.where = Residence::kMemory;
@@ -463,6 +497,7 @@ Context::Context() : Context(ContextOptions()) {}
 Context::Context(ContextOptions options) : state_(std::make_shared<ContextState>()) {
   ContextState& state = *state_;
   if (detail::ForceSpillFromEnvironment()) options.force_spill = true;
+  detail::ReloadModeFromEnvironment(&options.reload);
   state.fs = options.fs != nullptr ? options.fs : FileSystem::Default();
   if (options.temp_root.empty()) options.temp_root = detail::DefaultTempRoot();
   if (options.max_ram_gb) {

@@ -2,11 +2,13 @@
 //
 // Values are held by reference (a tensor costs a refcount, never a copy). Tensors beyond the RAM
 // budget spill, least recently used first, to one safetensors file each in the context's own
-// temporary folder, and come back (CPU: memory-mapped, no copy) on Get. A PinnedValue keeps a
-// value in memory while an iteration uses it. Snapshots persist the whole context for resume.
+// temporary folder, and come back on Get (read in full, or memory-mapped: ReloadMode). A
+// PinnedValue keeps a value in memory while an iteration uses it. Snapshots persist the whole
+// context for resume.
 //
-// Thread safety: every method may be called from any thread concurrently. Spill writes and GPU
-// reloads run outside the store's lock, so a slow disk blocks only the thread that spills.
+// Thread safety: every method may be called from any thread concurrently. Spill writes, full
+// reads and GPU reloads run outside the store's lock, so a slow disk blocks only the thread that
+// waits for it.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,20 @@
 #include "storage/value.h"
 
 namespace discomfort::storage {
+
+// How a spilled tensor comes back on Get. Measured on this project's VM (benchmarks/handoff, cold
+// page cache, 1 and 8 GiB): both reach the disk's sequential read() bandwidth or better; kMap was
+// as fast at 1 GiB and faster at 8 GiB, and needs no copy, so it is the default.
+enum class ReloadMode {
+  // Map the spill file: copy-free and lazy, only the pages touched are ever read (kernel
+  // readahead). The file's disk space returns when the tensor dies; a file truncated behind the
+  // store's back faults (SIGBUS) on touch. Device tensors are copied from the mapping.
+  kMap,
+  // Read the file into fresh memory with large parallel reads, direct I/O where it is not in
+  // the page cache: no page-cache copy, the disk space is freed at once, and a damaged file is an
+  // error at Get, never a fault later.
+  kRead,
+};
 
 struct ContextOptions {
   // RAM budget for the tensors (and JSON values) the context holds in CPU memory. Set at most
@@ -39,6 +55,10 @@ struct ContextOptions {
   // Spill files die with the process, so they are not fsynced unless asked. Snapshots always are.
   bool sync_spill_files = false;
   size_t io_chunk_bytes = size_t{64} << 20;
+  // DISCOMFORT_RELOAD=read|map in the environment overrides `reload`.
+  ReloadMode reload = ReloadMode::kMap;
+  int reload_threads = 4;                        // reads in flight (kRead)
+  size_t reload_chunk_bytes = size_t{16} << 20;  // bytes per read (kRead)
 
   // Optional pickle hook for host objects in snapshots, given only when the user allows pickle
   // (storage/ has no Python; bridge/ supplies these). Without it, host objects are listed as not
@@ -63,7 +83,7 @@ struct ValueInfo {
 
 struct Usage {
   uint64_t ram_bytes = 0;            // tensors in CPU memory (each storage once) + JSON values
-  uint64_t ram_budget_bytes = 0;  // 0 = unlimited (or max_ram_gb = 0: spill everything)
+  uint64_t ram_budget_bytes = 0;     // 0 = unlimited (or max_ram_gb = 0: spill everything)
   uint64_t device_bytes = 0;         // tensors on accelerators (each storage once)
   uint64_t device_budget_bytes = 0;  // 0 = unlimited
   uint64_t disk_bytes = 0;           // spill files
@@ -130,8 +150,9 @@ class Context {
   // (disk full, write error), returns kNoSpace / kIO — the value IS stored and every value stays
   // in memory; only the budget is exceeded until space returns.
   Status Put(const std::string& key, Value value);
-  // The value; a spilled tensor is brought back into memory first (mapped from its file for
-  // CPU tensors, copied back to its device otherwise).
+  // The value; a spilled tensor is brought back into memory first (read or mapped from its file
+  // for CPU tensors, copied back to its device otherwise). A spill file that cannot be read
+  // (gone, truncated, EIO) is kIO naming the key and the file; the value stays spilled.
   Result<Value> Get(const std::string& key) const;
   // Get + pin: the value cannot spill until the handle is released.
   Result<PinnedValue> Pin(const std::string& key);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "storage/context.h"
+#include "storage/safetensors.h"
 
 namespace discomfort::storage::detail {
 
@@ -97,6 +98,9 @@ struct ContextState {
   Status FinishSpill(SpillJob& job);
   // Spills LRU tensors until the budgets hold; `exclude` is never spilled.
   Status Enforce(const std::string* exclude);
+  // The tensor of a spilled entry, read or mapped per options.reload, on its device.
+  Result<at::Tensor> LoadSpilled(const std::string& key, const std::string& path, bool on_device,
+                                 const std::string& device_name, bool requires_grad) const;
   // Get (+ pin). Brings a spilled tensor back.
   Result<Value> Acquire(const std::string& key, bool pin, uint64_t* version);
   void Unpin(const std::string& key, uint64_t version);
@@ -104,7 +108,8 @@ struct ContextState {
   static Entry MakeEntry(Value value);
 };
 
-// The tensor a spill or snapshot file holds for `key`.
-Result<at::Tensor> TensorFromFile(FileSystem& fs, const std::string& path, const std::string& key);
+// The tensor a spill or snapshot file holds for `key` (mapped unless `read` says otherwise).
+Result<at::Tensor> TensorFromFile(FileSystem& fs, const std::string& path, const std::string& key,
+                                  const SafetensorsReadOptions& read = {});
 
 }  // namespace discomfort::storage::detail

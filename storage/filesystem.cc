@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -77,6 +79,72 @@ class PosixMappedFile : public MappedFile {
   size_t size_;
 };
 
+bool Aligned(uint64_t value) { return value % kDirectIOAlignment == 0; }
+
+// pread through the page cache, or with O_DIRECT where the range is aligned and not cached
+// (what the page cache holds is copied from there: faster than the disk, and O_DIRECT would
+// first write back any dirty pages of a file spilled moments ago).
+class PosixRandomAccessFile : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::string path, int fd, int direct_fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), direct_fd_(direct_fd), size_(size) {
+    if (direct_fd_ >= 0 && size_ > 0) {
+      // Only for mincore (page-cache residency); never touched, so it reads nothing.
+      void* addr = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+      if (addr != MAP_FAILED) residency_map_ = addr;
+    }
+  }
+  ~PosixRandomAccessFile() override {
+    if (residency_map_ != nullptr) ::munmap(residency_map_, size_);
+    if (direct_fd_ >= 0) ::close(direct_fd_);
+    ::close(fd_);
+  }
+
+  uint64_t size() const override { return size_; }
+
+  Result<size_t> Read(uint64_t offset, size_t size, void* dest) override {
+    const bool direct = direct_fd_ >= 0 && direct_works_.load(std::memory_order_relaxed) &&
+                        Aligned(offset) && Aligned(size) &&
+                        Aligned(reinterpret_cast<uintptr_t>(dest)) && !MostlyCached(offset, size);
+    while (true) {
+      ssize_t n = ::pread(direct ? direct_fd_ : fd_, dest, size, static_cast<off_t>(offset));
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno == EINTR) continue;
+      if (direct && errno == EINVAL) {
+        // A device with larger blocks, or a file system that refuses O_DIRECT reads.
+        direct_works_ = false;
+        return Read(offset, size, dest);
+      }
+      return ErrnoStatus("read", path_, errno);
+    }
+  }
+
+ private:
+  // Whether at least half the pages of the range are in the page cache.
+  bool MostlyCached(uint64_t offset, size_t size) const {
+    if (residency_map_ == nullptr || offset >= size_) return false;
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t begin = offset / page * page;
+    const uint64_t end = std::min<uint64_t>(offset + size, size_);
+    const size_t pages = static_cast<size_t>((end - begin + page - 1) / page);
+    std::vector<unsigned char> resident(pages);
+    if (::mincore(static_cast<uint8_t*>(residency_map_) + begin, end - begin, resident.data()) !=
+        0) {
+      return false;
+    }
+    size_t cached = 0;
+    for (unsigned char flags : resident) cached += flags & 1;
+    return cached * 2 >= pages;
+  }
+
+  std::string path_;
+  int fd_;
+  int direct_fd_;
+  uint64_t size_;
+  void* residency_map_ = nullptr;
+  std::atomic<bool> direct_works_{true};
+};
+
 class PosixFileSystem : public FileSystem {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
@@ -126,6 +194,26 @@ class PosixFileSystem : public FileSystem {
     }
     ::close(fd);
     return out;
+  }
+
+  Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path,
+                                                        const ReadOpenOptions& options) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoStatus("stat", path, err);
+    }
+    // Through /proc/self/fd: the same file even if `path` is renamed or removed meanwhile.
+    int direct_fd = -1;
+    if (options.direct_io) {
+      direct_fd =
+          ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    }
+    return std::unique_ptr<RandomAccessFile>(
+        new PosixRandomAccessFile(path, fd, direct_fd, static_cast<uint64_t>(st.st_size)));
   }
 
   Result<uint64_t> FileSize(const std::string& path) override {
@@ -236,6 +324,33 @@ class PosixFileSystem : public FileSystem {
 
 }  // namespace
 
+namespace {
+
+// Reads by copying out of a mapping: for file systems that provide only MapFile.
+class MappedReader : public RandomAccessFile {
+ public:
+  explicit MappedReader(std::shared_ptr<MappedFile> mapping) : mapping_(std::move(mapping)) {}
+  uint64_t size() const override { return mapping_->size(); }
+  Result<size_t> Read(uint64_t offset, size_t size, void* dest) override {
+    if (offset >= mapping_->size()) return size_t{0};
+    size_t n = static_cast<size_t>(std::min<uint64_t>(size, mapping_->size() - offset));
+    std::memcpy(dest, mapping_->data() + offset, n);
+    return n;
+  }
+
+ private:
+  std::shared_ptr<MappedFile> mapping_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RandomAccessFile>> FileSystem::OpenForRead(const std::string& path,
+                                                                  const ReadOpenOptions&) {
+  auto mapped = MapFile(path);
+  if (!mapped.ok()) return mapped.TakeStatus();
+  return std::unique_ptr<RandomAccessFile>(new MappedReader(std::move(mapped).value()));
+}
+
 FileSystem* FileSystem::Default() {
   static PosixFileSystem* const kPosix = new PosixFileSystem();
   return kPosix;
@@ -273,7 +388,50 @@ class FaultInjectingFileSystem::FaultyFile : public WritableFile {
   std::unique_ptr<WritableFile> base_;
 };
 
+class FaultInjectingFileSystem::FaultyReader : public RandomAccessFile {
+ public:
+  FaultyReader(FaultInjectingFileSystem* owner, std::string path,
+               std::unique_ptr<RandomAccessFile> base)
+      : owner_(owner), path_(std::move(path)), base_(std::move(base)) {}
+
+  uint64_t size() const override { return base_->size(); }
+
+  Result<size_t> Read(uint64_t offset, size_t size, void* dest) override {
+    ++owner_->reads_;
+    if (!owner_->AdmitRead()) {
+      return Status(ErrorCode::kIO, "read " + path_ + ": Input/output error (injected)");
+    }
+    const uint64_t readable = owner_->readable_bytes_.load();
+    if (offset >= readable) return size_t{0};
+    size = static_cast<size_t>(std::min<uint64_t>(size, readable - offset));
+    const size_t limit = owner_->max_read_bytes_.load();
+    return base_->Read(offset, limit > 0 ? std::min(size, limit) : size, dest);
+  }
+
+ private:
+  FaultInjectingFileSystem* owner_;
+  std::string path_;
+  std::unique_ptr<RandomAccessFile> base_;
+};
+
 FaultInjectingFileSystem::FaultInjectingFileSystem(FileSystem* base) : base_(base) {}
+
+void FaultInjectingFileSystem::FailReadsAfter(uint64_t successful_reads) {
+  std::lock_guard<std::mutex> lock(mu_);
+  read_errors_armed_ = true;
+  reads_before_error_ = successful_reads;
+}
+
+bool FaultInjectingFileSystem::AdmitRead() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!read_errors_armed_) return true;
+  if (reads_before_error_ == 0) {
+    ++faults_injected_;
+    return false;
+  }
+  --reads_before_error_;
+  return true;
+}
 
 void FaultInjectingFileSystem::SetFreeSpace(uint64_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -291,6 +449,9 @@ void FaultInjectingFileSystem::ClearFaults() {
   std::lock_guard<std::mutex> lock(mu_);
   space_limited_ = false;
   write_errors_armed_ = false;
+  read_errors_armed_ = false;
+  max_read_bytes_ = 0;
+  readable_bytes_ = UINT64_MAX;
   rename_fails_ = false;
   sync_fails_ = false;
 }
@@ -329,6 +490,12 @@ Result<std::shared_ptr<MappedFile>> FaultInjectingFileSystem::MapFile(const std:
 }
 Result<std::string> FaultInjectingFileSystem::ReadFile(const std::string& path) {
   return base_->ReadFile(path);
+}
+Result<std::unique_ptr<RandomAccessFile>> FaultInjectingFileSystem::OpenForRead(
+    const std::string& path, const ReadOpenOptions& options) {
+  auto file = base_->OpenForRead(path, options);
+  if (!file.ok()) return file.TakeStatus();
+  return std::unique_ptr<RandomAccessFile>(new FaultyReader(this, path, std::move(file).value()));
 }
 Result<uint64_t> FaultInjectingFileSystem::FileSize(const std::string& path) {
   return base_->FileSize(path);

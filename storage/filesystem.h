@@ -34,6 +34,30 @@ class MappedFile {
   virtual size_t size() const = 0;
 };
 
+// A file opened for reading at any offset. Read is thread-safe: several threads may read
+// different ranges at once (the parallel reload).
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  virtual uint64_t size() const = 0;
+  // Reads up to `size` bytes at `offset` into `dest`; returns how many were read: fewer only at
+  // the end of the file (0 there) or when the call was cut short, so callers loop. kIO on errors.
+  // With direct I/O (OpenOptions::direct_io) `offset`, `size` and `dest` should be multiples of
+  // kDirectIOAlignment; other ranges are read through the page cache.
+  virtual Result<size_t> Read(uint64_t offset, size_t size, void* dest) = 0;
+};
+
+// Direct I/O transfers need this alignment of offsets, lengths and buffers (the largest logical
+// block size in use; 512-byte devices accept it too).
+constexpr size_t kDirectIOAlignment = 4096;
+
+struct ReadOpenOptions {
+  // Read around the page cache (O_DIRECT) where the range is not cached already: a big cold
+  // file then goes straight from the disk into the caller's buffer, without a page-cache copy
+  // doubling its memory. Ignored where the file system lacks it (tmpfs).
+  bool direct_io = false;
+};
+
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
@@ -45,6 +69,9 @@ class FileSystem {
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   virtual Result<std::shared_ptr<MappedFile>> MapFile(const std::string& path) = 0;
   virtual Result<std::string> ReadFile(const std::string& path) = 0;
+  // The default reads through MapFile (for file systems that only map); POSIX uses pread.
+  virtual Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path,
+                                                                const ReadOpenOptions& options);
   virtual Result<uint64_t> FileSize(const std::string& path) = 0;
   virtual bool Exists(const std::string& path) = 0;
   // Names (not paths) of the entries of a directory, without "." and "..".
@@ -80,6 +107,14 @@ class FaultInjectingFileSystem : public FileSystem {
   void FailWritesAfter(uint64_t successful_appends);
   void SetRenameFails(bool fail) { rename_fails_ = fail; }
   void SetSyncFails(bool fail) { sync_fails_ = fail; }
+  // Reads through files opened after this fail with kIO (EIO) after `successful_reads` more
+  // reads succeed.
+  void FailReadsAfter(uint64_t successful_reads);
+  // Each read returns at most this many bytes (a legal short read; 0 = no limit).
+  void SetMaxReadBytes(size_t bytes) { max_read_bytes_ = bytes; }
+  // Reads find nothing past this offset, though size() is unchanged: a file truncated after it
+  // was opened (UINT64_MAX = no limit).
+  void SetReadableBytes(uint64_t bytes) { readable_bytes_ = bytes; }
   // Back to a healthy disk.
   void ClearFaults();
 
@@ -89,6 +124,8 @@ class FaultInjectingFileSystem : public FileSystem {
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   Result<std::shared_ptr<MappedFile>> MapFile(const std::string& path) override;
   Result<std::string> ReadFile(const std::string& path) override;
+  Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path,
+                                                        const ReadOpenOptions& options) override;
   Result<uint64_t> FileSize(const std::string& path) override;
   bool Exists(const std::string& path) override;
   Result<std::vector<std::string>> ListDir(const std::string& path) override;
@@ -100,8 +137,13 @@ class FaultInjectingFileSystem : public FileSystem {
   Status SyncDir(const std::string& path) override;
   bool ProcessAlive(int pid) override;
 
+  uint64_t reads() const { return reads_.load(); }
+
  private:
   class FaultyFile;
+  class FaultyReader;
+  // Whether the next read may proceed; false (counted as a fault) when it must fail.
+  bool AdmitRead();
   // Decides how many of `size` bytes an append may write; fills `fault` when it must fail.
   size_t Admit(size_t size, Status* fault);
 
@@ -111,6 +153,11 @@ class FaultInjectingFileSystem : public FileSystem {
   uint64_t free_bytes_ = 0;            // guarded by mu_
   bool write_errors_armed_ = false;    // guarded by mu_
   uint64_t appends_before_error_ = 0;  // guarded by mu_
+  bool read_errors_armed_ = false;     // guarded by mu_
+  uint64_t reads_before_error_ = 0;    // guarded by mu_
+  std::atomic<size_t> max_read_bytes_{0};
+  std::atomic<uint64_t> readable_bytes_{UINT64_MAX};
+  std::atomic<uint64_t> reads_{0};
   std::atomic<bool> rename_fails_{false};
   std::atomic<bool> sync_fails_{false};
   std::atomic<uint64_t> bytes_written_{0};

@@ -6,10 +6,17 @@
 #include <c10/core/Event.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <cerrno>
 #include <cstring>
 #include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -257,12 +264,12 @@ Status WriteSafetensors(FileSystem& fs, const std::string& path,
   }
 }
 
-Result<SafetensorsContents> ReadSafetensors(FileSystem& fs, const std::string& path) {
-  auto mapped = fs.MapFile(path);
-  if (!mapped.ok()) return mapped.TakeStatus();
-  std::shared_ptr<MappedFile> mapping = std::move(mapped).value();
-  const uint8_t* data = mapping->data();
-  const uint64_t size = mapping->size();
+namespace {
+
+// The tensors of a file whose bytes are at data[0, size); `keeper` owns that memory and is held
+// by every tensor.
+Result<SafetensorsContents> ParseSafetensors(const std::string& path, uint8_t* data, uint64_t size,
+                                             std::shared_ptr<void> keeper) {
   if (size < 8) return Corrupt(path, "shorter than its 8-byte header length");
   uint64_t header_bytes = 0;
   std::memcpy(&header_bytes, data, 8);
@@ -281,7 +288,7 @@ Result<SafetensorsContents> ReadSafetensors(FileSystem& fs, const std::string& p
   contents.file_bytes = size;
   contents.mapped_begin = data;
   contents.mapped_end = data + size;
-  uint8_t* const payload = mapping->data() + 8 + header_bytes;
+  uint8_t* const payload = data + 8 + header_bytes;
   const uint64_t payload_bytes = size - 8 - header_bytes;
   std::vector<std::pair<uint64_t, std::pair<std::string, at::Tensor>>> by_offset;
   try {
@@ -320,9 +327,9 @@ Result<SafetensorsContents> ReadSafetensors(FileSystem& fs, const std::string& p
       if (begin > end || end > payload_bytes || end - begin != numel * element) {
         return Corrupt(path, "data_offsets of '" + name + "' do not match its shape and the file");
       }
-      // The deleter holds the mapping: it is unmapped when the last tensor viewing it dies.
+      // The deleter holds the memory: it is released when the last tensor viewing it dies.
       at::Tensor tensor = at::from_blob(
-          payload + begin, shape, [mapping](void*) {}, at::TensorOptions().dtype(dtype));
+          payload + begin, shape, [keeper](void*) {}, at::TensorOptions().dtype(dtype));
       if (reinterpret_cast<uintptr_t>(payload + begin) % element != 0) {
         tensor = tensor.clone();  // a file written elsewhere with a misaligned tensor
       }
@@ -335,6 +342,123 @@ Result<SafetensorsContents> ReadSafetensors(FileSystem& fs, const std::string& p
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [_, named] : by_offset) contents.tensors.push_back(std::move(named));
   return contents;
+}
+
+// Anonymous memory for a file read in full, sized up to the direct-I/O alignment (the last read
+// asks for whole blocks). Huge pages where the kernel allows them: fewer faults while filling it.
+class HostBuffer {
+ public:
+  static Result<std::shared_ptr<HostBuffer>> Allocate(uint64_t bytes, const std::string& path) {
+    const uint64_t capacity =
+        std::max<uint64_t>(kDirectIOAlignment, (bytes + kDirectIOAlignment - 1) /
+                                                   kDirectIOAlignment * kDirectIOAlignment);
+    void* addr =
+        ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (addr == MAP_FAILED) {
+      return ErrnoStatus("allocating " + std::to_string(capacity) + " bytes to read", path, errno);
+    }
+#ifdef MADV_HUGEPAGE
+    if (capacity >= (size_t{2} << 20)) ::madvise(addr, capacity, MADV_HUGEPAGE);  // a hint
+#endif
+    return std::make_shared<HostBuffer>(static_cast<uint8_t*>(addr), capacity, bytes);
+  }
+  HostBuffer(uint8_t* data, uint64_t capacity, uint64_t size)
+      : data_(data), capacity_(capacity), size_(size) {}
+  ~HostBuffer() { ::munmap(data_, capacity_); }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  uint8_t* data() const { return data_; }
+  uint64_t capacity() const { return capacity_; }
+  uint64_t size() const { return size_; }  // the file's bytes; the tail is padding
+
+ private:
+  uint8_t* data_;
+  uint64_t capacity_;
+  uint64_t size_;
+};
+
+// Reads bytes [begin, end) of the file into buffer + begin, looping over short reads; asks for
+// up to `capacity_end` so that the last direct read covers whole blocks.
+Status ReadRange(RandomAccessFile& file, const std::string& path, uint8_t* buffer, uint64_t begin,
+                 uint64_t end, uint64_t capacity_end) {
+  uint64_t at = begin;
+  while (at < end) {
+    auto n = file.Read(at, static_cast<size_t>(capacity_end - at), buffer + at);
+    if (!n.ok()) return n.TakeStatus();
+    if (*n == 0) {
+      return Status(ErrorCode::kIO, "short read of " + path + ": the file ended at byte " +
+                                        std::to_string(at) + " of " + std::to_string(end) +
+                                        " (truncated while being read?)");
+    }
+    at += *n;
+  }
+  return Status::Ok();
+}
+
+// The whole file into a fresh buffer: `threads` readers take `chunk_bytes` pieces in turn, so
+// several requests are in flight (one sequential stream leaves this kind of disk idle between
+// requests). Each reader fills its own pieces; all are joined before returning.
+Result<std::shared_ptr<HostBuffer>> ReadWholeFile(FileSystem& fs, const std::string& path,
+                                                  const SafetensorsReadOptions& options) {
+  ReadOpenOptions open_options;
+  open_options.direct_io = options.direct_io;
+  auto opened = fs.OpenForRead(path, open_options);
+  if (!opened.ok()) return opened.TakeStatus();
+  RandomAccessFile& file = **opened;
+  const uint64_t size = file.size();
+  auto allocated = HostBuffer::Allocate(size, path);
+  if (!allocated.ok()) return allocated.TakeStatus();
+  std::shared_ptr<HostBuffer> buffer = std::move(allocated).value();
+  const uint64_t chunk =
+      std::max<uint64_t>(1, options.chunk_bytes / kDirectIOAlignment) * kDirectIOAlignment;
+  const uint64_t chunks = (size + chunk - 1) / chunk;
+
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex error_mu;
+  Status first_error;  // guarded by error_mu
+  auto reader = [&]() {
+    for (uint64_t index = next++; index < chunks && !failed; index = next++) {
+      const uint64_t begin = index * chunk;
+      const uint64_t end = std::min(size, begin + chunk);
+      Status read = ReadRange(file, path, buffer->data(), begin, end,
+                              std::min(buffer->capacity(), begin + chunk));
+      if (!read.ok()) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (first_error.ok()) first_error = std::move(read);
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> helpers;
+  const uint64_t wanted = std::min<uint64_t>(chunks, std::max(1, options.threads));
+  for (uint64_t i = 1; i < wanted; ++i) {
+    try {
+      helpers.emplace_back(reader);
+    } catch (const std::system_error&) {
+      break;  // no more threads: fewer reads in flight, same result
+    }
+  }
+  reader();
+  for (std::thread& helper : helpers) helper.join();
+  if (failed) return first_error;
+  return buffer;
+}
+
+}  // namespace
+
+Result<SafetensorsContents> ReadSafetensors(FileSystem& fs, const std::string& path,
+                                            const SafetensorsReadOptions& options) {
+  if (options.load == SafetensorsLoad::kRead) {
+    auto buffer = ReadWholeFile(fs, path, options);
+    if (!buffer.ok()) return buffer.TakeStatus();
+    std::shared_ptr<HostBuffer> memory = std::move(buffer).value();
+    return ParseSafetensors(path, memory->data(), memory->size(), memory);
+  }
+  auto mapped = fs.MapFile(path);
+  if (!mapped.ok()) return mapped.TakeStatus();
+  std::shared_ptr<MappedFile> mapping = std::move(mapped).value();
+  return ParseSafetensors(path, mapping->data(), mapping->size(), mapping);
 }
 
 }  // namespace discomfort::storage

@@ -93,7 +93,9 @@ TEST(SpillTest, ReloadIsByteExactForEveryDtypeAndLayout) {
 
 TEST(SpillTest, ReloadedCpuTensorMapsTheSpillFile) {
   ScratchDir scratch;
-  Context context(testing::BudgetOptions(0, scratch.path()));
+  ContextOptions options = testing::BudgetOptions(0, scratch.path());
+  options.reload = ReloadMode::kMap;
+  Context context(options);
   at::Tensor original = at::arange(1 << 18, at::kFloat);  // 1 MiB
   ASSERT_TRUE(context.Put("x", Value::Tensor(original)).ok());
   ASSERT_TRUE(OnDisk(context, "x"));
