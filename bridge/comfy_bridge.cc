@@ -200,6 +200,7 @@ Status ComfyBridge::Validate(const nlohmann::json& prompt) {
 }
 
 Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionRequest& request) {
+  if (!request.prompt) return Status(ErrorCode::kInternal, "execution request without a prompt");
   py::gil_scoped_acquire gil;
   try {
     py::dict inputs, versions;
@@ -241,12 +242,12 @@ Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionReq
       });
     }
     py::dict result =
-        Host().attr("execute")(request.slot, JsonToPython(request.prompt), inputs, versions, on_event);
+        Host().attr("execute")(request.slot, JsonToPython(*request.prompt), inputs, versions, on_event);
 
     const bool ok = result["ok"].cast<bool>();
     const std::string stage = result["stage"].cast<std::string>();
     if (!ok && stage == "validation") {
-      Status st = StatusFromValidation(ToJson(result), request.prompt);
+      Status st = StatusFromValidation(ToJson(result), *request.prompt);
       st.where().workflow = request.workflow_name;
       return st;
     }

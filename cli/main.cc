@@ -275,6 +275,8 @@ struct RunOptions {
   int checkpoint_every = 0;
   std::string checkpoint_dir;
   std::string resume_dir;  // set by `discomfort resume`
+  std::optional<double> iteration_timeout;  // seconds; unset: the plan's, else none
+  std::optional<double> interrupt_grace;
 };
 
 std::string Absolute(const std::string& path) {
@@ -292,7 +294,9 @@ json RunManifest(const RunOptions& o) {
           {"out", Absolute(o.out_dir)}, {"events", Absolute(o.events_path)}, {"nodes", nodes},
           {"comfyui", o.common.comfyui}, {"cpu", o.common.cpu},
           {"max_ram_gb", o.max_ram_gb ? json(*o.max_ram_gb) : json(nullptr)},
-          {"checkpoint_every", o.checkpoint_every}};
+          {"checkpoint_every", o.checkpoint_every},
+          {"iteration_timeout", o.iteration_timeout ? json(*o.iteration_timeout) : json(nullptr)},
+          {"interrupt_grace", o.interrupt_grace ? json(*o.interrupt_grace) : json(nullptr)}};
 }
 
 Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOptions& overrides) {
@@ -316,6 +320,14 @@ Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOpt
   o.common.cpu = o.common.cpu || m.value("cpu", false);
   if (m.contains("max_ram_gb") && m["max_ram_gb"].is_number()) o.max_ram_gb = m["max_ram_gb"].get<double>();
   o.checkpoint_every = overrides.checkpoint_every > 0 ? overrides.checkpoint_every : m.value("checkpoint_every", 0);
+  o.iteration_timeout = overrides.iteration_timeout;
+  if (!o.iteration_timeout && m.contains("iteration_timeout") && m["iteration_timeout"].is_number()) {
+    o.iteration_timeout = m["iteration_timeout"].get<double>();
+  }
+  o.interrupt_grace = overrides.interrupt_grace;
+  if (!o.interrupt_grace && m.contains("interrupt_grace") && m["interrupt_grace"].is_number()) {
+    o.interrupt_grace = m["interrupt_grace"].get<double>();
+  }
   o.checkpoint_dir = dir;
   o.json_summary = overrides.json_summary;
   o.resume_dir = dir;
@@ -334,6 +346,15 @@ int RunCommand(const RunOptions& o) {
   if (!bridge.ok()) return Fail(bridge.status());
   discomfort::cli::ObjectInfoCache object_info([&bridge] { return (*bridge)->ObjectInfo(); });
   auto load = [&object_info](const std::string& path) { return discomfort::cli::LoadWorkflowAsApi(path, object_info); };
+  // Node definitions type the ports, so a context value of the wrong type is reported at its
+  // port before anything runs (UI workflows need them anyway; API prompts pay one object_info
+  // call, a fraction of a second).
+  const json* port_types = nullptr;
+  if (auto defs = object_info.Get(); defs.ok()) {
+    port_types = &(*defs)->raw();
+  } else {
+    spdlog::warn("[discomfort] no node definitions, port types are not checked: {}", defs.status().ToString());
+  }
 
   discomfort::storage::ContextOptions context_options;
   context_options.max_ram_gb = o.max_ram_gb;
@@ -351,7 +372,7 @@ int RunCommand(const RunOptions& o) {
       st.where().workflow = o.plan_path;
       return Fail(st);
     }
-    auto prepared = discomfort::engine::PrepareStages(*plan, load);
+    auto prepared = discomfort::engine::PrepareStages(*plan, load, port_types);
     if (!prepared.ok()) return Fail(prepared.status());
     stages = std::move(prepared).value();
     for (const auto& [key, value] : (resuming ? json::object() : plan->inputs).items()) {
@@ -368,6 +389,8 @@ int RunCommand(const RunOptions& o) {
     }
     loop.iterations = o.iterations_given ? o.iterations : plan->max_iterations;
     if (!plan->until.empty()) loop.until = *discomfort::engine::Condition::Parse(plan->until);
+    loop.iteration_timeout = plan->iteration_timeout;
+    loop.interrupt_grace = plan->interrupt_grace;
   } else {
     discomfort::engine::Stage stage;
     stage.name = "main";
@@ -375,7 +398,7 @@ int RunCommand(const RunOptions& o) {
       auto prompt = load(o.workflows[i]);
       if (!prompt.ok()) return Fail(prompt.status());
       discomfort::engine::Workflow wf{std::filesystem::path(o.workflows[i]).filename().string(), *prompt};
-      auto p = discomfort::engine::PrepareWorkflow(wf, i);
+      auto p = discomfort::engine::PrepareWorkflow(wf, i, port_types);
       if (!p.ok()) return Fail(p.status());
       stage.workflows.push_back(std::move(p).value());
     }
@@ -387,6 +410,8 @@ int RunCommand(const RunOptions& o) {
     if (!until.ok()) return Fail(until.status());
     loop.until = *until;
   }
+  if (o.iteration_timeout) loop.iteration_timeout = *o.iteration_timeout;
+  if (o.interrupt_grace) loop.interrupt_grace = *o.interrupt_grace;
   if (resuming) {
     auto checkpoint = discomfort::engine::LoadCheckpoint(o.resume_dir, context);
     if (!checkpoint.ok()) return Fail(checkpoint.status());
@@ -553,6 +578,13 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--checkpoint-every", run.checkpoint_every, "save a resumable checkpoint every K iterations")
       ->check(CLI::NonNegativeNumber);
   run_cmd->add_option("--checkpoint-dir", run.checkpoint_dir, "checkpoint folder (default OUT/checkpoint)");
+  run_cmd->add_option("--iteration-timeout", run.iteration_timeout,
+                      "end the run when an iteration takes longer than SECONDS: ComfyUI is interrupted, exit 1 "
+                      "with a timeout error (default: the plan's iteration_timeout, else none)")
+      ->check(CLI::Range(0.0, 604800.0));
+  run_cmd->add_option("--interrupt-grace", run.interrupt_grace,
+                      "seconds a node may ignore that interrupt before the run ends anyway (default 10)")
+      ->check(CLI::Range(0.0, 604800.0));
   AddCommonOptions(run_cmd, &run.common);
   run_cmd->callback([&] {
     run.iterations_given = iterations_opt->count() > 0;

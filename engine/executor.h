@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,9 @@ struct ExecutionRequest {
   // (a loaded checkpoint) across iterations.
   std::string slot;
   std::string workflow_name;  // for error messages
-  nlohmann::json prompt;      // API format with ports already rewritten
+  // API format with ports already rewritten; shared with the PreparedWorkflow (read-only), so a
+  // request costs no copy of the prompt.
+  std::shared_ptr<const nlohmann::json> prompt;
   std::map<std::string, storage::Value> inputs;  // INPUT port unique_id -> value
   std::map<std::string, uint64_t> versions;      // unique_id -> context version (cache key)
   // Live progress while the prompt runs: ("node_start", {"node"}), ("progress", {"node", "value",

@@ -11,6 +11,8 @@
 #include <tbb/task_group.h>
 
 #include "engine/image_io.h"
+#include "engine/port_types.h"
+#include "engine/timed_execution.h"
 
 namespace discomfort::engine {
 namespace {
@@ -83,6 +85,11 @@ class ImageWriter {
   Status first_error_;
 };
 
+// Cancels and timeouts end the run whatever the stage's error policy: no retry, no skip.
+bool EndsTheRun(const Status& st) {
+  return st.code() == ErrorCode::kCancelled || st.code() == ErrorCode::kTimeout;
+}
+
 Status WithLocation(Status st, int iteration, const std::string& stage, const std::string& workflow) {
   st.where().iteration = iteration;
   if (st.where().stage.empty()) st.where().stage = stage;
@@ -110,7 +117,7 @@ Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
     st.where().workflow = workflow.name;
     return st;
   }
-  prepared.executable_prompt = std::move(rewritten).value();
+  prepared.executable_prompt = std::make_shared<const json>(std::move(rewritten).value());
   return prepared;
 }
 
@@ -188,6 +195,13 @@ Result<LoopResult> LoopRunner::Run(const std::vector<PreparedWorkflow>& workflow
 
 Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const LoopOptions& options) {
   if (options.iterations < 0) return Status(ErrorCode::kInvalidArgument, "iterations must be >= 0");
+  // A week at most: larger values overflow the clock's deadline arithmetic.
+  for (double seconds : {options.iteration_timeout, options.interrupt_grace}) {
+    if (!(seconds >= 0 && seconds <= 604800)) {
+      return Status(ErrorCode::kInvalidArgument, "iteration_timeout and interrupt_grace must be from 0 to 604800 seconds");
+    }
+  }
+  const bool timed = options.iteration_timeout > 0;
   if (!options.output_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options.output_dir, ec);
@@ -211,6 +225,14 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
 
   for (int it = options.first_iteration; it < options.iterations; ++it) {
     const auto iteration_start = Clock::now();
+    DeadlineOptions deadline;
+    if (timed) {
+      deadline.deadline = iteration_start + std::chrono::duration_cast<Clock::duration>(
+                                                std::chrono::duration<double>(options.iteration_timeout));
+      deadline.limit_seconds = options.iteration_timeout;
+      deadline.grace_seconds = options.interrupt_grace;
+      deadline.cancel = options.cancel;
+    }
     DISCOMFORT_RETURN_IF_ERROR(context_.Put(kIterationKey, storage::Value::Json(it)));
     DISCOMFORT_RETURN_IF_ERROR(context_.Put(kIterationsKey, storage::Value::Json(options.iterations)));
     emit({{"event", "iteration_start"}, {"iteration", it}});
@@ -254,6 +276,11 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
           for (const graph::Port& port : wf.ports.inputs) {
             auto p = stage_pending.find(port.unique_id);
             if (p != stage_pending.end()) {
+              stage_status = CheckPortValue(port, p->second.value);
+              if (!stage_status.ok()) {
+                stage_status = WithLocation(stage_status, it, stage.name, wf.name);
+                break;
+              }
               request.inputs[port.unique_id] = p->second.value;
               request.versions[port.unique_id] = p->second.version;
               continue;
@@ -273,6 +300,11 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
                   it, stage.name, wf.name);
               break;
             }
+            stage_status = CheckPortValue(port, *value);
+            if (!stage_status.ok()) {
+              stage_status = WithLocation(stage_status, it, stage.name, wf.name);
+              break;
+            }
             request.inputs[port.unique_id] = std::move(value).value();
             request.versions[port.unique_id] = context_.Version(port.unique_id);
           }
@@ -284,14 +316,24 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
               e["iteration"] = it;
               e["stage"] = stage.name;
               e["workflow"] = wf.name;
-              if (event == "node_start" && wf.executable_prompt.contains(data.value("node", ""))) {
-                e["class_type"] = wf.executable_prompt[data["node"].get<std::string>()].value("class_type", "");
+              if (event == "node_start") {
+                auto node = wf.executable_prompt->find(data.value("node", ""));
+                if (node != wf.executable_prompt->end()) e["class_type"] = node->value("class_type", "");
               }
               emit(std::move(e));
             };
           }
           const auto workflow_start = Clock::now();
-          auto outcome = executor_.Execute(request);
+          if (!timed) {
+            // A node an earlier timed run left running still owns ComfyUI.
+            stage_status = WaitForAbandonedExecution(options.interrupt_grace);
+            if (!stage_status.ok()) {
+              stage_status = WithLocation(stage_status, it, stage.name, wf.name);
+              break;
+            }
+          }
+          auto outcome = timed ? ExecuteWithDeadline(executor_, std::move(request), deadline)
+                               : executor_.Execute(request);
           if (!outcome.ok()) {
             stage_status = WithLocation(outcome.TakeStatus(), it, stage.name, wf.name);
             break;
@@ -311,7 +353,7 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
                 {"seconds", SecondsSince(workflow_start)}, {"nodes", node_times}, {"outputs", outputs}});
           report.node_times.insert(report.node_times.end(), outcome->node_times.begin(), outcome->node_times.end());
         }
-        if (stage_status.ok() || stage_status.code() == ErrorCode::kCancelled) break;
+        if (stage_status.ok() || EndsTheRun(stage_status)) break;
         if (attempt + 1 < attempts) {
           spdlog::warn("[discomfort] {} — retrying stage '{}' ({}/{})", stage_status.ToString(), stage.name,
                        attempt + 1, stage.retries);
@@ -324,14 +366,14 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
         report.stages_run.push_back(stage.name);
         continue;
       }
-      if (stage.on_error == ErrorPolicy::kSkip && stage_status.code() != ErrorCode::kCancelled) {
+      if (stage.on_error == ErrorPolicy::kSkip && !EndsTheRun(stage_status)) {
         spdlog::warn("[discomfort] {} — stage '{}' skipped for this iteration", stage_status.ToString(), stage.name);
         emit({{"event", "stage_failed"}, {"iteration", it}, {"stage", stage.name}, {"error", stage_status.ToJson()}});
         report.stages_failed.push_back(stage.name);
         continue;
       }
       (void)images.Wait();
-      if (stage_status.code() == ErrorCode::kCancelled && options.checkpoint_every > 0) {
+      if (EndsTheRun(stage_status) && options.checkpoint_every > 0) {
         // The context holds the last finished iteration: make resuming start right after it.
         if (Status st = SaveCheckpoint(context_, options.checkpoint_dir, options.checkpoint_manifest, it); st.ok()) {
           emit({{"event", "checkpoint"}, {"iteration", it - 1}, {"dir", options.checkpoint_dir}});

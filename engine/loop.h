@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,7 +35,8 @@ struct PreparedWorkflow {
   std::string name;
   std::string slot;
   graph::PortSet ports;
-  nlohmann::json executable_prompt;  // ports rewritten into loaders / savers
+  // Ports rewritten into loaders / savers; shared by every request of every iteration.
+  std::shared_ptr<const nlohmann::json> executable_prompt;
 };
 
 Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
@@ -68,6 +70,15 @@ struct LoopOptions {
   // stage_failed, iteration_done, run_done, error.
   std::function<void(const nlohmann::json&)> on_event;
   const std::atomic<bool>* cancel = nullptr;  // checked between executions
+  // Seconds an iteration (all its stages and retries) may run; 0: no limit. Past it, ComfyUI is
+  // interrupted and the run ends with kTimeout naming the iteration, workflow and node; the
+  // context keeps the last finished iteration (and a checkpoint is saved, as on cancel).
+  // Executions then run on a helper thread (engine/timed_execution.h), and a set `cancel` also
+  // interrupts a running execution.
+  double iteration_timeout = 0;
+  // How long a node may ignore that interrupt before the run ends anyway, leaving the node
+  // running in the background (engine/timed_execution.h says what that means).
+  double interrupt_grace = 10;
   int first_iteration = 0;                    // > 0 when resuming
   // Every K finished iterations (and when cancelled) the context is saved to
   // `checkpoint_dir`/context with `checkpoint_dir`/run.json = checkpoint_manifest plus

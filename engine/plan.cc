@@ -18,9 +18,14 @@ Status PlanError(const std::string& pointer, const std::string& message) {
 
 Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
   if (!doc.is_object()) return PlanError("", "must be a JSON object");
-  static const std::set<std::string> kKeys = {"max_iterations", "until", "inputs", "stages"};
+  static const std::set<std::string> kKeys = {"max_iterations", "until", "inputs", "stages", "iteration_timeout",
+                                              "interrupt_grace"};
   for (const auto& [key, _] : doc.items()) {
-    if (!kKeys.count(key)) return PlanError("/" + key, "unknown key '" + key + "' (expected max_iterations, until, inputs, stages)");
+    if (!kKeys.count(key)) {
+      return PlanError("/" + key, "unknown key '" + key +
+                                      "' (expected max_iterations, until, inputs, stages, iteration_timeout, "
+                                      "interrupt_grace)");
+    }
   }
   LoopPlan plan;
   if (!doc.contains("max_iterations") || !doc["max_iterations"].is_number_integer() || doc["max_iterations"].get<int64_t>() < 0 ||
@@ -33,6 +38,14 @@ Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
     plan.until = doc["until"].get<std::string>();
     auto c = Condition::Parse(plan.until);
     if (!c.ok()) return PlanError("/until", c.status().message());
+  }
+  for (const char* key : {"iteration_timeout", "interrupt_grace"}) {
+    if (!doc.contains(key)) continue;
+    // A week at most: beyond that a limit is a typo, and huge values overflow the clock.
+    if (!doc[key].is_number() || !(doc[key].get<double>() >= 0) || doc[key].get<double>() > 604800) {
+      return PlanError(std::string("/") + key, std::string(key) + " must be a number of seconds from 0 to 604800");
+    }
+    (std::string(key) == "iteration_timeout" ? plan.iteration_timeout : plan.interrupt_grace) = doc[key].get<double>();
   }
   if (doc.contains("inputs")) {
     if (!doc["inputs"].is_object()) return PlanError("/inputs", "inputs must be an object of unique_id: value");
@@ -95,6 +108,8 @@ Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
 json LoopPlanToJson(const LoopPlan& plan) {
   json j = {{"max_iterations", plan.max_iterations}, {"inputs", plan.inputs}, {"stages", json::array()}};
   if (!plan.until.empty()) j["until"] = plan.until;
+  if (plan.iteration_timeout > 0) j["iteration_timeout"] = plan.iteration_timeout;
+  if (plan.interrupt_grace != LoopOptions().interrupt_grace) j["interrupt_grace"] = plan.interrupt_grace;
   for (const StageSpec& s : plan.stages) {
     json stage = {{"name", s.name}, {"workflows", s.workflows}, {"retries", s.retries},
                   {"on_error", s.on_error == ErrorPolicy::kStop ? "stop" : s.on_error == ErrorPolicy::kSkip ? "skip" : "retry"}};
@@ -104,7 +119,7 @@ json LoopPlanToJson(const LoopPlan& plan) {
   return j;
 }
 
-Result<std::vector<Stage>> PrepareStages(const LoopPlan& plan, const WorkflowLoader& load) {
+Result<std::vector<Stage>> PrepareStages(const LoopPlan& plan, const WorkflowLoader& load, const json* object_info) {
   std::vector<Stage> stages;
   size_t index = 0;
   for (const StageSpec& spec : plan.stages) {
@@ -125,7 +140,7 @@ Result<std::vector<Stage>> PrepareStages(const LoopPlan& plan, const WorkflowLoa
         return st;
       }
       const std::string name = std::filesystem::path(path).filename().string();
-      auto prepared = PrepareWorkflow({name, *prompt}, index++);
+      auto prepared = PrepareWorkflow({name, *prompt}, index++, object_info);
       if (!prepared.ok()) {
         Status st = prepared.TakeStatus();
         st.where().stage = spec.name;

@@ -5,6 +5,8 @@
 //   "max_iterations": 20,                       // required, >= 0
 //   "until": "score > 0.9 && iteration >= 3",   // optional, checked after each iteration
 //   "inputs": {"prompt": "a fox", "seed": 1},   // optional, put into the context first
+//   "iteration_timeout": 600,                   // optional seconds per iteration (LoopOptions)
+//   "interrupt_grace": 10,                      // optional seconds a node may ignore the interrupt
 //   "stages": [                                 // required, run in order every iteration
 //     {"name": "generate", "workflows": ["gen.json", "score.json"],
 //      "when": "iteration % 2 == 0",            // optional
@@ -39,6 +41,8 @@ struct LoopPlan {
   std::string until;  // empty: run max_iterations
   nlohmann::json inputs = nlohmann::json::object();
   std::vector<StageSpec> stages;
+  double iteration_timeout = 0;  // 0: none; copy into LoopOptions
+  double interrupt_grace = 10;
 };
 
 // Checks the structure and the condition syntax; errors carry a JSON pointer into the plan.
@@ -47,6 +51,8 @@ nlohmann::json LoopPlanToJson(const LoopPlan& plan);
 
 // Builds runnable stages from a plan, given a loader that reads a workflow file into an API prompt.
 using WorkflowLoader = std::function<Result<nlohmann::json>(const std::string& path)>;
-Result<std::vector<Stage>> PrepareStages(const LoopPlan& plan, const WorkflowLoader& load);
+// `object_info` (may be null) types the ports, so context values are checked against them.
+Result<std::vector<Stage>> PrepareStages(const LoopPlan& plan, const WorkflowLoader& load,
+                                         const nlohmann::json* object_info = nullptr);
 
 }  // namespace discomfort::engine

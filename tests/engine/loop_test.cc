@@ -42,7 +42,7 @@ FakeExecutor::Body AddBody(int amount, int fail_on_call = -1) {
       return Status(ErrorCode::kExecution, "boom", where);
     }
     ExecutionOutcome out;
-    const std::string out_uid = r.prompt["3"]["inputs"]["unique_id"];
+    const std::string out_uid = (*r.prompt)["3"]["inputs"]["unique_id"];
     out.outputs[out_uid] = storage::Value::Json(r.inputs.begin()->second.json().get<int>() + amount);
     return out;
   };
@@ -51,9 +51,9 @@ FakeExecutor::Body AddBody(int amount, int fail_on_call = -1) {
 TEST(PrepareWorkflowTest, RewritesPortsAndNamesSlots) {
   auto wf = Passing("a", "b", "wf.json", 3);
   EXPECT_EQ(wf.slot, "3:wf.json");
-  EXPECT_EQ(wf.executable_prompt["1"]["class_type"], "DiscomfortContextLoader");
-  EXPECT_EQ(wf.executable_prompt["3"]["class_type"], "DiscomfortContextSaver");
-  EXPECT_EQ(wf.executable_prompt["3"]["inputs"]["input_data"], Link("2"));
+  EXPECT_EQ((*wf.executable_prompt)["1"]["class_type"], "DiscomfortContextLoader");
+  EXPECT_EQ((*wf.executable_prompt)["3"]["class_type"], "DiscomfortContextSaver");
+  EXPECT_EQ((*wf.executable_prompt)["3"]["inputs"]["input_data"], Link("2"));
   ASSERT_EQ(wf.ports.inputs.size(), 1u);
   EXPECT_EQ(wf.ports.inputs[0].unique_id, "a");
 }

@@ -31,7 +31,7 @@ WorkflowLoader Loader() {
 
 FakeExecutor::Body Interpreter(int* failures_left = nullptr) {
   return [failures_left](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
-    const std::string tag = r.prompt["2"]["inputs"]["tag"];
+    const std::string tag = (*r.prompt)["2"]["inputs"]["tag"];
     if (tag == "fail" || (tag == "flaky" && failures_left != nullptr && (*failures_left)-- > 0)) {
       ErrorLocation where;
       where.node_id = "2";
@@ -39,7 +39,7 @@ FakeExecutor::Body Interpreter(int* failures_left = nullptr) {
       return Status(ErrorCode::kExecution, "op failed", where);
     }
     ExecutionOutcome out;
-    out.outputs[r.prompt["3"]["inputs"]["unique_id"]] =
+    out.outputs[(*r.prompt)["3"]["inputs"]["unique_id"]] =
         storage::Value::Json(r.inputs.begin()->second.json().get<int>() + 1);
     return out;
   };
@@ -81,6 +81,25 @@ TEST(LoopPlanTest, ErrorsPointIntoThePlan) {
     auto plan = ParseLoopPlan(c.doc, "");
     ASSERT_FALSE(plan.ok()) << c.doc.dump();
     EXPECT_EQ(plan.status().where().json_pointer, c.pointer) << plan.status().ToString();
+  }
+}
+
+TEST(LoopPlanTest, IterationTimeoutAndGraceAreReadAndChecked) {
+  const json stage = {{"workflows", {"a.json"}}};
+  auto plan = ParseLoopPlan({{"max_iterations", 2}, {"iteration_timeout", 30.5}, {"interrupt_grace", 3}, {"stages", {stage}}}, "");
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->iteration_timeout, 30.5);
+  EXPECT_EQ(plan->interrupt_grace, 3);
+  EXPECT_EQ(LoopPlanToJson(*plan)["iteration_timeout"], 30.5);
+  EXPECT_EQ(LoopPlanToJson(*ParseLoopPlan(LoopPlanToJson(*plan), "")), LoopPlanToJson(*plan));
+  auto unset = ParseLoopPlan({{"max_iterations", 2}, {"stages", {stage}}}, "");
+  ASSERT_TRUE(unset.ok());
+  EXPECT_EQ(unset->iteration_timeout, 0);  // no limit
+  EXPECT_EQ(unset->interrupt_grace, LoopOptions().interrupt_grace);
+  for (const json& bad : {json("10"), json(-1), json(1e9), json(nullptr)}) {
+    auto parsed = ParseLoopPlan({{"max_iterations", 2}, {"iteration_timeout", bad}, {"stages", {stage}}}, "");
+    ASSERT_FALSE(parsed.ok()) << bad.dump();
+    EXPECT_EQ(parsed.status().where().json_pointer, "/iteration_timeout");
   }
 }
 

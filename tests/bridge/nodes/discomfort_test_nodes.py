@@ -57,8 +57,42 @@ class DiscomfortTestSleep:
         return (value,)
 
 
+class DiscomfortTestHangAt:
+    """Passes an INT through; when it equals hang_at, first "hangs" for `seconds` in 10 ms steps,
+    checking ComfyUI's interrupt flag only if check_interrupt (a sampler does; pure-Python work
+    does not: the per-iteration timeout must then give up on it). Writes `marker` (when set)
+    once a hang ends, so tests can tell when the node returned."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 0, "min": -(2**62), "max": 2**62}),
+                             "hang_at": ("INT", {"default": -1, "min": -(2**62), "max": 2**62}),
+                             "seconds": ("FLOAT", {"default": 60.0, "min": 0.0, "max": 3600.0}),
+                             "check_interrupt": ("BOOLEAN", {"default": True}),
+                             "marker": ("STRING", {"default": ""})}}
+
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "hang"
+    CATEGORY = "discomfort/test"
+
+    def hang(self, value, hang_at, seconds, check_interrupt, marker):
+        if value != hang_at:
+            return (value,)
+        import comfy.model_management
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if check_interrupt:
+                comfy.model_management.throw_exception_if_processing_interrupted()
+            time.sleep(0.01)
+        if marker:
+            with open(marker, "w") as f:
+                f.write("returned")
+        return (value,)
+
+
 NODE_CLASS_MAPPINGS = {
     "DiscomfortTestAdd": DiscomfortTestAdd,
     "DiscomfortTestFailAt": DiscomfortTestFailAt,
     "DiscomfortTestSleep": DiscomfortTestSleep,
+    "DiscomfortTestHangAt": DiscomfortTestHangAt,
 }
