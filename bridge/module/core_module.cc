@@ -26,6 +26,7 @@
 #include "engine/image_io.h"
 #include "engine/loop.h"
 #include "engine/plan.h"
+#include "engine/sweep.h"
 #include "graph/api_prompt.h"
 #include "graph/node_definitions.h"
 #include "graph/ui_to_api.h"
@@ -71,8 +72,12 @@ py::dict StatusToDict(const Status& st) {
 }
 
 // The one place where a Status becomes a Python exception. Needs the GIL.
+py::object ExceptionFor(const Status& st) {
+  return py::module_::import("discomfort.errors").attr("from_status")(StatusToDict(st));
+}
+
 [[noreturn]] void Raise(const Status& st) {
-  py::object exc = py::module_::import("discomfort.errors").attr("from_status")(StatusToDict(st));
+  py::object exc = ExceptionFor(st);
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
   throw py::error_already_set();
 }
@@ -324,9 +329,26 @@ class EngineHandle {
     bridge_->ResetSlot(slot);
   }
 
+  // Per-iteration time limit (seconds; 0: none) and how long a node may ignore the interrupt.
+  static void SetTimeouts(engine::LoopOptions& options, std::optional<double> iteration_timeout,
+                          std::optional<double> interrupt_grace) {
+    constexpr double kWeek = 604800;
+    if (iteration_timeout) {
+      if (!(*iteration_timeout >= 0 && *iteration_timeout <= kWeek))
+        throw py::value_error("iteration_timeout must be between 0 (no limit) and 604800 seconds");
+      options.iteration_timeout = *iteration_timeout;
+    }
+    if (interrupt_grace) {
+      if (!(*interrupt_grace >= 0 && *interrupt_grace <= kWeek))
+        throw py::value_error("interrupt_grace must be between 0 and 604800 seconds");
+      options.interrupt_grace = *interrupt_grace;
+    }
+  }
+
   py::dict Run(ContextHandle& py_context, const std::vector<std::pair<std::string, py::object>>& workflows, int iterations,
                py::object until, std::optional<std::string> output_dir, py::object on_iteration,
-               py::object on_event, std::shared_ptr<CancelToken> cancel, int first_iteration) {
+               py::object on_event, std::shared_ptr<CancelToken> cancel, int first_iteration,
+               std::optional<double> iteration_timeout, std::optional<double> interrupt_grace) {
     if (workflows.empty()) throw py::value_error("workflows must be a non-empty list");
     if (iterations < 0) throw py::value_error("iterations must be >= 0");
     const json& object_info = ObjectInfo();
@@ -342,6 +364,7 @@ class EngineHandle {
     options.first_iteration = first_iteration;
     options.until = ConditionFrom(until, py_context);
     if (output_dir) options.output_dir = *output_dir;
+    SetTimeouts(options, iteration_timeout, interrupt_grace);
     return RunStages(py_context, {std::move(stage)}, options, on_iteration, on_event, std::move(cancel));
   }
 
@@ -349,7 +372,8 @@ class EngineHandle {
   // Its `inputs` are put into the context first ("@file.png" strings load images).
   py::dict RunPlan(ContextHandle& py_context, py::handle plan_doc, const std::string& base_dir,
                    std::optional<int> iterations, py::object until, std::optional<std::string> output_dir,
-                   py::object on_iteration, py::object on_event, std::shared_ptr<CancelToken> cancel) {
+                   py::object on_iteration, py::object on_event, std::shared_ptr<CancelToken> cancel,
+                   std::optional<double> iteration_timeout, std::optional<double> interrupt_grace) {
     engine::LoopPlan plan = Unwrap(engine::ParseLoopPlan(ToJsonOrRaise(plan_doc, "a loop plan"), base_dir));
     auto load = [this](const std::string& path) -> Result<json> {
       DISCOMFORT_ASSIGN_OR_RETURN(json doc, graph::LoadJsonFile(path));
@@ -377,10 +401,112 @@ class EngineHandle {
     if (!plan.until.empty()) options.until = Unwrap(engine::Condition::Parse(plan.until));
     if (auto c = ConditionFrom(until, py_context)) options.until = std::move(c);
     if (output_dir) options.output_dir = *output_dir;
+    options.iteration_timeout = plan.iteration_timeout;
+    options.interrupt_grace = plan.interrupt_grace;
+    SetTimeouts(options, iteration_timeout, interrupt_grace);
     return RunStages(py_context, std::move(stages), options, on_iteration, on_event, std::move(cancel));
   }
 
+  // Independent runs, one per point (engine/sweep.h), each in a child context seeded from
+  // py_context. `axes` are (key, values) pairs expanded as a product (first axis slowest); `images`
+  // are PNG paths, one point each. Per-point errors are reported, not raised; cancellation raises.
+  py::dict Sweep(ContextHandle& py_context,
+                 const std::vector<std::pair<std::string, py::object>>& workflows,
+                 const std::vector<std::pair<std::string, py::object>>& axes,
+                 const std::vector<std::string>& images, int iterations,
+                 const std::string& image_port, std::optional<std::string> output_dir,
+                 bool pipeline, int max_in_flight, py::object on_point,
+                 std::shared_ptr<CancelToken> cancel) {
+    if (workflows.empty()) throw py::value_error("workflows must be a non-empty list");
+    if (axes.empty() == images.empty())
+      throw py::value_error("give a grid or images (one of them, not both)");
+    if (iterations < 1) throw py::value_error("iterations must be >= 1");
+    if (max_in_flight < 1) throw py::value_error("max_in_flight must be >= 1");
+    const json& object_info = ObjectInfo();
+    std::vector<engine::PreparedWorkflow> prepared;
+    for (size_t i = 0; i < workflows.size(); ++i) {
+      const auto& [name, doc] = workflows[i];
+      json api = ToApi(ToJsonOrRaise(doc, "a workflow"), name);
+      prepared.push_back(Unwrap(engine::PrepareWorkflow({name, std::move(api)}, i, &object_info)));
+    }
+    std::vector<engine::SweepPoint> points;
+    if (!axes.empty()) {
+      std::vector<engine::GridAxis> grid;
+      for (const auto& [key, values] : axes) {
+        json list = ToJsonOrRaise(values, "grid values");
+        if (!list.is_array() || list.empty())
+          throw py::value_error("grid axis '" + key + "' needs a non-empty list of values");
+        grid.push_back({key, list.get<std::vector<json>>()});
+      }
+      int index = 0;
+      for (auto& params : engine::ExpandGrid(grid))
+        points.push_back({index++, std::move(params), ""});
+    } else {
+      int index = 0;
+      for (const auto& path : images) points.push_back({index++, {}, path});
+    }
+    if (!cancel) cancel = std::make_shared<CancelToken>();
+
+    engine::SweepOptions options;
+    options.iterations_per_point = iterations;
+    options.image_port = image_port;
+    if (output_dir) options.output_dir = *output_dir;
+    options.pipeline = pipeline;
+    options.max_in_flight = max_in_flight;
+    options.cancel = cancel->flag();
+    std::vector<engine::SweepPointResult> results;
+    std::optional<py::error_already_set> callback_error;
+    // on_point runs in point order on a pipeline thread; a callback that raises stops the sweep.
+    options.on_point = [&](const engine::SweepPointResult& r) {
+      results.push_back(r);
+      if (on_point.is_none() || callback_error) return;
+      py::gil_scoped_acquire gil;
+      try {
+        on_point(PointToDict(r));
+      } catch (py::error_already_set& e) {
+        callback_error.emplace(std::move(e));
+        cancel->Cancel();
+      }
+    };
+    std::shared_ptr<storage::Context> context = py_context.get();
+    Result<engine::SweepResult> summary = Status(ErrorCode::kInternal, "not run");
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(g_execution_mu);
+      SaltedExecutor executor(*bridge_, py_context.serial());
+      engine::SweepRunner runner(executor, *context);
+      summary = runner.Run(prepared, points, options);
+    }
+    if (callback_error) throw std::move(*callback_error);
+    engine::SweepResult done = Unwrap(std::move(summary));
+    py::list points_out;
+    for (const auto& r : results) points_out.append(PointToDict(r));
+    py::dict out;
+    out["points"] = points_out;
+    out["failed"] = done.failed;
+    out["seconds"] = done.seconds;
+    return out;
+  }
+
  private:
+  // {index, params, image, ok, outputs, files, seconds, error}: error is the exception a run would
+  // raise for that point (None when it succeeded). Needs the GIL.
+  static py::dict PointToDict(const engine::SweepPointResult& r) {
+    py::dict d;
+    d["index"] = r.point.index;
+    d["params"] = bridge::JsonToPython(json(r.point.params));
+    d["image"] = r.point.image_path.empty() ? py::object(py::none())
+                                            : py::object(py::str(r.point.image_path));
+    d["ok"] = r.status.ok();
+    py::dict outputs;
+    for (const auto& [uid, value] : r.outputs) outputs[py::str(uid)] = ValueOut(value);
+    d["outputs"] = outputs;
+    d["files"] = r.files;
+    d["seconds"] = r.seconds;
+    d["error"] = r.status.ok() ? py::object(py::none()) : ExceptionFor(r.status);
+    return d;
+  }
+
   // None, an expression string, or a Python callable receiving the context and returning a bool.
   static std::optional<engine::Condition> ConditionFrom(const py::object& until, ContextHandle& py_context) {
     if (until.is_none()) return std::nullopt;
@@ -651,8 +777,9 @@ PYBIND11_MODULE(_core, m) {
       .def("close", &ContextHandle::Close);
 
   py::class_<EngineHandle, std::shared_ptr<EngineHandle>>(m, "Engine")
-      .def_static("start", &EngineHandle::Start, py::kw_only(), py::arg("comfyui_path") = py::none(),
-                  py::arg("work_dir") = py::none(), py::arg("cpu") = py::none(), py::arg("verbose") = false,
+      .def_static("start", &EngineHandle::Start, py::kw_only(),
+                  py::arg("comfyui_path") = py::none(), py::arg("work_dir") = py::none(),
+                  py::arg("cpu") = py::none(), py::arg("verbose") = false,
                   py::arg("extra_nodes") = std::vector<std::string>{})
       .def_property_readonly("info", &EngineHandle::Info)
       .def("object_info", [](EngineHandle& e) { return bridge::JsonToPython(e.ObjectInfo()); })
@@ -667,13 +794,36 @@ PYBIND11_MODULE(_core, m) {
           py::arg("workflow"), py::arg("name") = "workflow")
       .def("interrupt", &EngineHandle::Interrupt)
       .def("reset_slot", &EngineHandle::ResetSlot, py::arg("slot"))
-      .def("run", &EngineHandle::Run, py::arg("context"), py::arg("workflows"), py::kw_only(), py::arg("iterations") = 1,
-           py::arg("until") = py::none(), py::arg("output_dir") = py::none(), py::arg("on_iteration") = py::none(),
-           py::arg("on_event") = py::none(), py::arg("cancel") = py::none(), py::arg("first_iteration") = 0)
+      .def("run", &EngineHandle::Run, py::arg("context"), py::arg("workflows"), py::kw_only(),
+           py::arg("iterations") = 1, py::arg("until") = py::none(),
+           py::arg("output_dir") = py::none(), py::arg("on_iteration") = py::none(),
+           py::arg("on_event") = py::none(), py::arg("cancel") = py::none(),
+           py::arg("first_iteration") = 0, py::arg("iteration_timeout") = py::none(),
+           py::arg("interrupt_grace") = py::none())
       .def("run_plan", &EngineHandle::RunPlan, py::arg("context"), py::arg("plan"), py::kw_only(),
-           py::arg("base_dir") = "", py::arg("iterations") = py::none(), py::arg("until") = py::none(),
-           py::arg("output_dir") = py::none(), py::arg("on_iteration") = py::none(), py::arg("on_event") = py::none(),
-           py::arg("cancel") = py::none());
+           py::arg("base_dir") = "", py::arg("iterations") = py::none(),
+           py::arg("until") = py::none(), py::arg("output_dir") = py::none(),
+           py::arg("on_iteration") = py::none(), py::arg("on_event") = py::none(),
+           py::arg("cancel") = py::none(), py::arg("iteration_timeout") = py::none(),
+           py::arg("interrupt_grace") = py::none())
+      .def("sweep", &EngineHandle::Sweep, py::arg("context"), py::arg("workflows"), py::kw_only(),
+           py::arg("grid") = std::vector<std::pair<std::string, py::object>>{},
+           py::arg("images") = std::vector<std::string>{}, py::arg("iterations") = 1,
+           py::arg("image_port") = "image", py::arg("output_dir") = py::none(),
+           py::arg("pipeline") = true, py::arg("max_in_flight") = 4,
+           py::arg("on_point") = py::none(), py::arg("cancel") = py::none());
+
+  // Sweep helpers: the CLI's grid syntax ("seed=1..8", "cfg=5,7.5") and an image folder's PNGs.
+  m.def(
+      "parse_grid_axis",
+      [](const std::string& text) {
+        engine::GridAxis axis = Unwrap(engine::ParseGridAxis(text));
+        return py::make_tuple(axis.key, bridge::JsonToPython(json(axis.values)));
+      },
+      py::arg("text"));
+  m.def(
+      "list_images", [](const std::string& dir) { return Unwrap(engine::ListImages(dir)); },
+      py::arg("dir"));
 
   // Workflow tools: UI or API format; `definitions` (from Engine.definitions()) where types matter.
   m.def(

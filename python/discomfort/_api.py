@@ -8,7 +8,7 @@ import inspect
 import json
 import os
 import weakref
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from . import _engine, _workflows, errors
 from ._native import core
@@ -62,7 +62,8 @@ class Discomfort:
                   until: Optional[str] = None, output_dir: Optional[str] = None,
                   on_iteration: Optional[Callable[[Dict[str, Any]], Any]] = None,
                   on_event: Optional[Callable[[Dict[str, Any]], Any]] = None,
-                  cancel: Optional["core.CancelToken"] = None) -> Dict[str, Any]:
+                  cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
+                  interrupt_grace: Optional[float] = None) -> Dict[str, Any]:
         """Runs ``workflows`` (paths or dicts, UI or API format) in order, ``iterations`` times, and
         returns {unique_id: value} for every OUTPUT port: tensors and live objects by reference.
 
@@ -75,7 +76,11 @@ class Discomfort:
         outputs as PNG per iteration), ``on_iteration`` / ``on_event`` callbacks (plain functions run
         on the engine thread; coroutine functions are scheduled on this event loop), ``cancel`` (a
         CancelToken). Cancelling the awaiting task interrupts ComfyUI at the next node and raises
-        asyncio.CancelledError."""
+        asyncio.CancelledError. ``iteration_timeout`` (seconds) interrupts an iteration that runs
+        longer and raises RunTimeoutError (a TimeoutError) naming the iteration, workflow and node,
+        the context left at the last finished iteration; ``interrupt_grace`` (default 10 s) is how
+        long a node may ignore that interrupt before the call returns anyway (the node is then
+        abandoned and the next execution waits for it)."""
         self._check_open()
         if iterations < 0:
             raise errors.InvalidArgumentError("iterations must be >= 0")
@@ -87,7 +92,8 @@ class Discomfort:
                 ctx.save(uid, value, use_ram=use_ram)
             loop = asyncio.get_running_loop()
             result = await self._run_core(ctx, loaded, iterations, until, output_dir,
-                                          _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel)
+                                          _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
+                                          iteration_timeout, interrupt_grace)
             outputs = result["outputs"]
             if not use_ram and not own_context:
                 for uid, value in outputs.items():
@@ -100,21 +106,26 @@ class Discomfort:
     async def run_detailed(self, workflows: Sequence[_workflows.WorkflowLike], *, context: WorkflowContext,
                            iterations: int = 1, until: Optional[str] = None, output_dir: Optional[str] = None,
                            on_iteration: Optional[Callable] = None, on_event: Optional[Callable] = None,
-                           cancel: Optional["core.CancelToken"] = None) -> Dict[str, Any]:
+                           cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
+                           interrupt_grace: Optional[float] = None) -> Dict[str, Any]:
         """Like run, returning {outputs, files, iterations_completed, stopped_by_until, reports}."""
         self._check_open()
         loop = asyncio.get_running_loop()
         return await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
-                                    _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel)
+                                    _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
+                                    iteration_timeout, interrupt_grace)
 
     async def run_plan(self, plan: Union[str, os.PathLike, Dict[str, Any]], *, context: Optional[WorkflowContext] = None,
                        iterations: Optional[int] = None, until: Union[None, str, Callable[[WorkflowContext], bool]] = None,
                        output_dir: Optional[str] = None, on_iteration: Optional[Callable] = None,
-                       on_event: Optional[Callable] = None, cancel: Optional["core.CancelToken"] = None) -> Dict[str, Any]:
+                       on_event: Optional[Callable] = None, cancel: Optional["core.CancelToken"] = None,
+                       iteration_timeout: Optional[float] = None,
+                       interrupt_grace: Optional[float] = None) -> Dict[str, Any]:
         """Runs a loop plan (a PLAN.json path or the same structure as a dict: stages with ``when``
         conditions and error policies, ``until``, ``max_iterations``, ``inputs``; see the README).
         Returns {outputs, files, iterations_completed, stopped_by_until, reports}. ``until`` may
-        override the plan's condition, as an expression or a callable taking the context."""
+        override the plan's condition, as an expression or a callable taking the context;
+        ``iteration_timeout`` / ``interrupt_grace`` override the plan's fields of those names."""
         self._check_open()
         base_dir = ""
         if isinstance(plan, (str, os.PathLike)):
@@ -129,7 +140,62 @@ class Discomfort:
                                       until=self._core_until(until, ctx),
                                       output_dir=os.fspath(output_dir) if output_dir else None,
                                       on_iteration=_threadsafe(on_iteration, loop),
-                                      on_event=_threadsafe(on_event, loop), cancel=cancel)
+                                      on_event=_threadsafe(on_event, loop), cancel=cancel,
+                                      iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace)
+        finally:
+            if own_context:
+                ctx.shutdown()
+
+    async def sweep(self, workflows: Sequence[_workflows.WorkflowLike], grid: GridLike = None, *,
+                    images: Union[None, str, os.PathLike, Sequence[Union[str, os.PathLike]]] = None,
+                    image_port: str = "image", inputs: Optional[Dict[str, Any]] = None,
+                    context: Optional[WorkflowContext] = None, iterations: int = 1,
+                    output_dir: Optional[str] = None, pipeline: bool = True, max_in_flight: int = 4,
+                    on_point: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                    cancel: Optional["core.CancelToken"] = None) -> List[Dict[str, Any]]:
+        """Independent runs of ``workflows``, one per point of a parameter ``grid`` or per PNG of
+        ``images`` (the CLI's ``discomfort sweep``). Each point runs ``iterations`` times in its own
+        child context seeded from ``context`` (or from ``inputs``), plus the point's grid values (saved
+        under their keys) or its image (saved as ``image_port``); points never see each other's state.
+
+        ``grid``: ``{"seed": [1, 2, 3], "cfg": "5,7.5"}`` (lists, ranges, or the CLI's value syntax
+        ``"1..8"``, ``"1..9..2"``, ``"a,b"``), or CLI strings ``["seed=1..8", "cfg=5,7.5"]``; the product
+        of the axes, first axis slowest. ``images``: a folder (its .png files by name) or a list of paths.
+        ``output_dir``: IMAGE outputs written as point_<index>/<unique_id>*.png. ``pipeline``: decode
+        the next points' images and encode finished outputs while ComfyUI runs, at most
+        ``max_in_flight`` points alive at once.
+
+        Returns one dict per point, in point order: {index, params, image, ok, outputs, files, seconds,
+        error}. A failing point does not stop the sweep: its ``error`` is the exception ``run`` would
+        have raised (ExecutionError, ...), ``ok`` is False. ``on_point`` is called with each such dict as
+        points finish (a coroutine function runs on this loop). Cancelling the awaiting task (or
+        ``cancel``) stops the sweep and raises asyncio.CancelledError (RunCancelledError for a token)."""
+        self._check_open()
+        axes = _grid_axes(grid)
+        if images is not None:
+            if isinstance(images, (str, os.PathLike)):
+                image_list = await _engine.call_async(core.list_images, os.fspath(images))
+            else:
+                image_list = [os.fspath(p) for p in images]
+                if not image_list:
+                    raise errors.InvalidArgumentError("images is an empty list")
+        else:
+            image_list = []
+        if bool(axes) == bool(image_list):
+            raise errors.InvalidArgumentError("sweep needs a grid or images (one of them, not both)")
+        loaded = _workflows.load_all(workflows)
+        own_context = context is None
+        ctx = WorkflowContext() if own_context else context
+        loop = asyncio.get_running_loop()
+        try:
+            for uid, value in (inputs or {}).items():
+                ctx.save(uid, value)
+            result = await self._submit(self._engine.sweep, ctx, loaded, grid=axes, images=image_list,
+                                        iterations=iterations, image_port=image_port,
+                                        output_dir=os.fspath(output_dir) if output_dir else None,
+                                        pipeline=pipeline, max_in_flight=max_in_flight,
+                                        on_point=_threadsafe(on_point, loop), cancel=cancel)
+            return result["points"]
         finally:
             if own_context:
                 ctx.shutdown()
@@ -142,11 +208,12 @@ class Discomfort:
         return until
 
     async def _run_core(self, ctx: WorkflowContext, loaded, iterations, until, output_dir, on_iteration, on_event,
-                        cancel) -> Dict[str, Any]:
+                        cancel, iteration_timeout=None, interrupt_grace=None) -> Dict[str, Any]:
         return await self._submit(self._engine.run, ctx, loaded, iterations=iterations,
                                   until=self._core_until(until, ctx),
                                   output_dir=os.fspath(output_dir) if output_dir else None,
-                                  on_iteration=on_iteration, on_event=on_event, cancel=cancel)
+                                  on_iteration=on_iteration, on_event=on_event, cancel=cancel,
+                                  iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace)
 
     async def _submit(self, method, ctx: WorkflowContext, *args, cancel=None, **kwargs) -> Dict[str, Any]:
         token = cancel or core.CancelToken()
@@ -203,6 +270,31 @@ class Discomfort:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.shutdown()
+
+
+GridLike = Union[None, str, Sequence[str], Dict[str, Any]]
+
+
+def _grid_axes(grid: GridLike) -> List[tuple]:
+    """[(key, [values...])] from the forms Discomfort.sweep accepts."""
+    if grid is None:
+        return []
+    if isinstance(grid, str):
+        grid = [grid]
+    if isinstance(grid, dict):
+        axes = []
+        for key, values in grid.items():
+            if isinstance(values, str):
+                axes.append(tuple(core.parse_grid_axis(f"{key}={values}")))
+            elif isinstance(values, (list, tuple, range)):
+                if len(values) == 0:
+                    raise errors.InvalidArgumentError(f"grid axis {key!r} has no values")
+                axes.append((str(key), list(values)))
+            else:
+                raise errors.InvalidArgumentError(f"grid axis {key!r}: expected a list, range or 'a,b' / '1..8' "
+                                                  f"string, got {type(values).__name__}")
+        return axes
+    return [tuple(core.parse_grid_axis(text)) for text in grid]
 
 
 def _threadsafe(callback: Optional[Callable], loop: asyncio.AbstractEventLoop) -> Optional[Callable]:

@@ -40,7 +40,8 @@ def parse_initial_inputs(text: str) -> Dict[str, Any]:
 
 def resolve_workflow_path(path: str) -> str:
     """Absolute paths as they are; relative ones against the working directory, then ComfyUI's saved
-    workflows (user/default/workflows), then its input folder."""
+    workflows (user/default/workflows), its input folder, then the ComfyUI root (the original's saved
+    workflows name files as custom_nodes/discomfort/...)."""
     path = os.path.expanduser(path.strip())
     if os.path.isabs(path):
         return path
@@ -49,6 +50,7 @@ def resolve_workflow_path(path: str) -> str:
         import folder_paths
         candidates.append(os.path.join(folder_paths.get_user_directory(), "default", "workflows", path))
         candidates.append(os.path.join(folder_paths.get_input_directory(), path))
+        candidates.append(os.path.join(_comfyui_root(), path))
     except Exception:
         pass
     for c in candidates:
@@ -125,6 +127,58 @@ class DiscomfortLoopExecutor:
         return {"ui": {"text": [summary]}, "result": (result, summary)}
 
 
+TEST_RUNNER_SLOTS = 5
+
+
+class DiscomfortTestRunner:
+    """Runs one workflow file as a sub-workflow: inputN goes into the INPUT port named by
+    unique_id_inputN, outputN is the OUTPUT port named by unique_id_outputN. The slots and widget
+    order are the original's, so workflows saved with its DiscomfortTestRunner load unchanged."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        required = {
+            "workflow_json": ("STRING", {"default": "", "tooltip": "The sub-workflow file (UI or API format)"}),
+            "max_iterations": ("INT", {"default": 1, "min": 1, "max": 1000}),
+        }
+        for i in range(1, TEST_RUNNER_SLOTS + 1):
+            required[f"unique_id_input{i}"] = ("STRING", {"default": "", "tooltip": f"INPUT port fed by input{i}"})
+        for i in range(1, TEST_RUNNER_SLOTS + 1):
+            required[f"unique_id_output{i}"] = ("STRING", {"default": "", "tooltip": f"OUTPUT port sent to output{i}"})
+        optional = {f"input{i}": (ANY, {}) for i in range(1, TEST_RUNNER_SLOTS + 1)}
+        return {"required": required, "optional": optional, "hidden": {"node_id": "UNIQUE_ID"}}
+
+    RETURN_TYPES = (ANY,) * TEST_RUNNER_SLOTS
+    RETURN_NAMES = tuple(f"output{i}" for i in range(1, TEST_RUNNER_SLOTS + 1))
+    FUNCTION = "run"
+    CATEGORY = "discomfort"
+    DESCRIPTION = ("Runs a sub-workflow inside this ComfyUI with its INPUT and OUTPUT ports as this node's inputs "
+                   "and outputs (name them in the unique_id widgets).")
+
+    @classmethod
+    def IS_CHANGED(cls, **kwargs):
+        return float("nan")  # the file may change between runs
+
+    def run(self, workflow_json: str, max_iterations: int = 1, node_id: str = "", **slots: Any):
+        inputs: Dict[str, Any] = {}
+        for i in range(1, TEST_RUNNER_SLOTS + 1):
+            uid = (slots.get(f"unique_id_input{i}") or "").strip()
+            value = slots.get(f"input{i}")
+            if uid and value is None:
+                raise ValueError(f"unique_id_input{i} is {uid!r} but input{i} is not connected")
+            if value is not None and not uid:
+                raise ValueError(f"input{i} is connected but unique_id_input{i} is empty: name the INPUT port it feeds")
+            if uid:
+                inputs[uid] = value
+        wanted = [(slots.get(f"unique_id_output{i}") or "").strip() for i in range(1, TEST_RUNNER_SLOTS + 1)]
+        outputs = run_loop(workflow_json, max_iterations, "", extra_inputs=inputs, node_id=node_id)
+        missing = [uid for uid in wanted if uid and uid not in outputs]
+        if missing:
+            raise KeyError(f"{os.path.basename(workflow_json.strip())}: no OUTPUT port {missing[0]!r}; "
+                           f"its outputs: {sorted(outputs)}")
+        return tuple(outputs[uid] if uid else None for uid in wanted)
+
+
 def run_loop(workflow_paths: str, iterations: int, initial_inputs: str, until: str = "",
              extra_inputs: Dict[str, Any] = None, node_id: str = "") -> Dict[str, Any]:
     """The loop-executor's body (also usable from other nodes)."""
@@ -198,5 +252,6 @@ def _describe(value: Any) -> Any:
     return {"object": type(value).__name__}
 
 
-NODE_CLASS_MAPPINGS = {"DiscomfortLoopExecutor": DiscomfortLoopExecutor}
-NODE_DISPLAY_NAME_MAPPINGS = {"DiscomfortLoopExecutor": "Discomfort Loop Executor"}
+NODE_CLASS_MAPPINGS = {"DiscomfortLoopExecutor": DiscomfortLoopExecutor, "DiscomfortTestRunner": DiscomfortTestRunner}
+NODE_DISPLAY_NAME_MAPPINGS = {"DiscomfortLoopExecutor": "Discomfort Loop Executor",
+                              "DiscomfortTestRunner": "Discomfort Test Runner"}

@@ -81,6 +81,13 @@ spec.loader.exec_module(ext)
 node = ext.NODE_CLASS_MAPPINGS["DiscomfortLoopExecutor"]
 assert "DiscomfortPort" in ext.NODE_CLASS_MAPPINGS and ext.CORE_ERROR
 assert "pip install --no-build-isolation" in node.DESCRIPTION
+# The pure-Python nodes register without the core; the test runner is a placeholder with the original's slots.
+assert ext.NODE_CLASS_MAPPINGS["DiscomfortFolderImageLoader"].FUNCTION == "load"
+assert ext.NODE_CLASS_MAPPINGS["DiscomfortImageDescriber"].FUNCTION == "describe"
+runner = ext.NODE_CLASS_MAPPINGS["DiscomfortTestRunner"]
+assert "NOT BUILT" in runner.DESCRIPTION and "unique_id_output5" in runner.INPUT_TYPES()["required"]
+import sys
+assert "discomfort" not in sys.modules  # the image nodes did not import the package (and its core)
 try:
     node().run(workflow_paths="x", iterations=1)
 except RuntimeError as exc:
@@ -90,4 +97,53 @@ except RuntimeError as exc:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "OK", out.stderr
-    assert "needs the compiled core" in out.stderr  # the warning in ComfyUI's log
+    assert "need the compiled core" in out.stderr  # the warning in ComfyUI's log
+
+
+def test_image_nodes_are_registered(comfy_nodes):
+    mappings = comfy_nodes.NODE_CLASS_MAPPINGS
+    for name in ("DiscomfortFolderImageLoader", "DiscomfortImageDescriber"):
+        assert mappings[name].CATEGORY == "discomfort/image"
+    assert mappings["DiscomfortFolderImageLoader"].RETURN_TYPES == ("IMAGE", "INT", "STRING")
+
+
+def test_test_runner_exposes_a_sub_workflows_ports(comfy_nodes, tmp_path):
+    import torch
+    from conftest import passthrough_workflow
+    runner = comfy_nodes.NODE_CLASS_MAPPINGS["DiscomfortTestRunner"]()
+    counter = tmp_path / "counter.json"
+    counter.write_text(json.dumps(counter_workflow(2)))
+    out = runner.run(workflow_json=str(counter), max_iterations=3, unique_id_input1="counter", input1=10,
+                     unique_id_output2="counter")
+    assert out == (None, 16, None, None, None)  # state carried over 3 iterations, into the slot asked for
+    passthrough = tmp_path / "pass.json"
+    passthrough.write_text(json.dumps(passthrough_workflow("x", "y")))
+    tensor = torch.rand(1, 4, 4, 3)
+    out = runner.run(workflow_json=str(passthrough), unique_id_input3="x", input3=tensor, unique_id_output1="y")
+    assert out[0] is tensor  # by reference, as the original's ref types
+    with pytest.raises(KeyError, match="no OUTPUT port 'nope'"):
+        runner.run(workflow_json=str(passthrough), unique_id_input1="x", input1=1, unique_id_output1="nope")
+    with pytest.raises(ValueError, match="unique_id_input2 is empty"):
+        runner.run(workflow_json=str(passthrough), input2=1)
+    with pytest.raises(ValueError, match="input1 is not connected"):
+        runner.run(workflow_json=str(passthrough), unique_id_input1="x")
+
+
+def test_original_test_runner_workflow_converts_with_its_widgets(d, comfy_nodes):
+    # testrunner2.json was saved by the original's UI: its widget order must map onto our inputs.
+    from conftest import SHARED_TESTDATA
+    path = os.path.join(SHARED_TESTDATA, "testrunner2.json")
+    if not os.path.isfile(path):
+        pytest.skip("shared test data absent")
+    d._engine.forget_definitions()  # the nodes loaded by this module's fixture
+    with open(path) as f:
+        api = d._engine.to_api(json.load(f), "testrunner2.json")
+    runners = {k: v for k, v in api.items() if v["class_type"] == "DiscomfortTestRunner"}
+    assert len(runners) == 2
+    by_file = {v["inputs"]["workflow_json"].rsplit("/", 1)[-1]: v for v in runners.values()}
+    model, sampler = by_file["test_sdxl_model.json"], by_file["test_sdxl_ksampler.json"]
+    assert [model["inputs"][f"unique_id_output{i}"] for i in range(1, 4)] == ["model", "clip", "vae"]
+    assert [sampler["inputs"][f"unique_id_input{i}"] for i in range(1, 4)] == ["model", "clip", "vae"]
+    assert sampler["inputs"]["unique_id_output1"] == "image" and sampler["inputs"]["max_iterations"] == 1
+    model_id = next(k for k, v in runners.items() if v is model)
+    assert [sampler["inputs"][f"input{i}"] for i in range(1, 4)] == [[model_id, 0], [model_id, 1], [model_id, 2]]

@@ -2,8 +2,10 @@
 temporary folder whose custom_nodes/ links this repository: the user's checkout is not altered).
 A prompt with the loop-executor node is queued through /prompt and its result read from /history."""
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import urllib.request
 import pytest
 
 from conftest import REPO, TEST_NODES, counter_workflow
+from openai_stub import KEY, OpenAIStub
 
 
 def _comfyui_path():
@@ -32,22 +35,26 @@ def _get(url):
         return json.load(r)
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def comfy_server(frontend=False, env=None):
+    """A ComfyUI server on a free loopback port, its base directory a temporary folder with this
+    repository (and the test nodes) linked into custom_nodes/. Without `frontend` an empty web folder
+    replaces the frontend package (the HTTP API needs none). Yields (url, base)."""
     comfy = _comfyui_path()
     if comfy is None:
         pytest.skip("no ComfyUI checkout with main.py")
     base = tempfile.mkdtemp(prefix="discomfort-server-")
     os.makedirs(os.path.join(base, "custom_nodes"))
-    os.makedirs(os.path.join(base, "web"))  # no frontend needed for the HTTP API
     os.symlink(REPO, os.path.join(base, "custom_nodes", "discomfort"))
     os.symlink(TEST_NODES, os.path.join(base, "custom_nodes", "discomfort_test_nodes.py"))
     port = _free_port()
+    args = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", base,
+            "--disable-api-nodes"]
+    if not frontend:
+        os.makedirs(os.path.join(base, "web"))
+        args += ["--front-end-root", os.path.join(base, "web")]
     log = open(os.path.join(base, "server.log"), "w")
-    proc = subprocess.Popen(
-        [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", base,
-         "--disable-api-nodes", "--front-end-root", os.path.join(base, "web")],
-        cwd=comfy, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, cwd=comfy, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -69,6 +76,14 @@ def server():
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    # The describer's key comes from the server's environment, as a user would set it.
+    with comfy_server(env={"DISCOMFORT_TEST_KEY": KEY}) as running:
+        yield running
 
 
 def _queue_and_wait(url, prompt, timeout=120):
@@ -88,7 +103,9 @@ def _queue_and_wait(url, prompt, timeout=120):
 def test_nodes_are_served(server):
     url, _ = server
     info = _get(url + "/object_info")
-    assert "DiscomfortPort" in info and "DiscomfortLoopExecutor" in info
+    for name in ("DiscomfortPort", "DiscomfortLoopExecutor", "DiscomfortTestRunner", "DiscomfortFolderImageLoader",
+                 "DiscomfortImageDescriber"):
+        assert name in info, name
     assert info["DiscomfortLoopExecutor"]["category"] == "discomfort"
     assert "NOT BUILT" not in info["DiscomfortLoopExecutor"]["description"]
 
@@ -123,3 +140,40 @@ def test_loop_executor_errors_reach_the_history(server):
     assert entry["status"]["status_str"] == "error"
     errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
     assert errors and "missing.json" in errors[0]["exception_message"]
+
+
+def test_test_runner_prompt_through_the_http_api(server):
+    url, base = server
+    counter = os.path.join(base, "counter.json")
+    with open(counter, "w") as f:
+        json.dump(counter_workflow(3), f)
+    prompt = {
+        "1": {"class_type": "DiscomfortTestRunner",
+              "inputs": {"workflow_json": counter, "max_iterations": 2, "unique_id_input1": "counter", "input1": 4,
+                         "unique_id_output1": "counter",
+                         **{f"unique_id_input{i}": "" for i in range(2, 6)},
+                         **{f"unique_id_output{i}": "" for i in range(2, 6)}}},
+        # An output node shows the runner's output1 (the loop executor's summary text).
+        "2": {"class_type": "DiscomfortLoopExecutor",
+              "inputs": {"workflow_paths": counter, "iterations": 1, "initial_inputs": "",
+                         "input_value": ["1", 0], "input_port": "counter"}},
+    }
+    entry = _queue_and_wait(url, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert json.loads(entry["outputs"]["2"]["text"][0]) == {"counter": 4 + 3 * 2 + 3}
+
+
+def test_image_describer_prompt_against_a_local_stub(server):
+    url, _ = server
+    with OpenAIStub() as stub:
+        prompt = {
+            "1": {"class_type": "EmptyImage", "inputs": {"width": 24, "height": 16, "batch_size": 2, "color": 0x336699}},
+            "2": {"class_type": "DiscomfortImageDescriber",
+                  "inputs": {"images": ["1", 0], "prompt": "describe", "model": "vision-1", "base_url": stub.base_url,
+                             "api_key_env": "DISCOMFORT_TEST_KEY", "max_tokens": 50, "timeout": 30.0}},
+        }
+        entry = _queue_and_wait(url, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert stub.problems == [] and len(stub.requests) == 2
+    assert stub.requests[0]["pixel"] == (0x33, 0x66, 0x99) and stub.requests[0]["image_size"] == (24, 16)
+    assert entry["outputs"]["2"]["text"] == ["an image of 24x16 (describe)"] * 2

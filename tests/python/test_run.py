@@ -207,3 +207,43 @@ def test_every_engine_error_code_maps_to_a_documented_kind(code, base):
     assert isinstance(err, base) and err.code == code
     assert (err.node_id, err.class_type, err.iteration, err.traceback) == ("7", "KSampler", 2, "Traceback: test")
     assert "boom" in str(err) and "node 7 (KSampler)" in str(err)
+
+
+# ---------------------------------------------------------------- per-iteration timeout
+
+def hang_workflow(hang_at, seconds=30.0):
+    """counter -> +1 -> (hangs, checking the interrupt, when it equals hang_at) -> counter"""
+    return {
+        "1": port("counter"),
+        "2": {"class_type": "DiscomfortTestAdd", "inputs": {"value": link("1"), "amount": 1}},
+        "3": {"class_type": "DiscomfortTestHangAt",
+              "inputs": {"value": link("2"), "hang_at": hang_at, "seconds": seconds,
+                         "check_interrupt": True, "marker": ""}},
+        "4": port("counter", link("3")),
+    }
+
+
+def test_iteration_timeout_raises_timeout_error_and_keeps_the_last_good_iteration(d):
+    async def main():
+        with d.Context() as ctx:
+            ctx.save("counter", 0)
+            started = time.monotonic()
+            with pytest.raises(discomfort.RunTimeoutError) as info:
+                # Iterations 0 and 1 take 1 and 2; the third (value 3) hangs past the 2 s limit.
+                await d.run([hang_workflow(3)], iterations=5, context=ctx, iteration_timeout=2.0)
+            elapsed = time.monotonic() - started
+            return info.value, elapsed, ctx.load("counter")
+
+    error, elapsed, counter = asyncio.run(main())
+    assert isinstance(error, TimeoutError)
+    assert error.node_id == "3", str(error)
+    assert "iteration 2" in str(error)
+    assert elapsed < 15
+    assert counter == 2
+    # The engine is usable right after.
+    assert asyncio.run(d.run([counter_workflow(1)], inputs={"counter": 1})) == {"counter": 2}
+
+
+def test_iteration_timeout_is_validated(d):
+    with pytest.raises(ValueError):
+        asyncio.run(d.run([counter_workflow(1)], inputs={"counter": 1}, iteration_timeout=-1))
