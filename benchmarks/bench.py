@@ -3,7 +3,9 @@
     scripts/bench              # full: 200 iterations x 3 repeats, 1 and 4 GiB tensors (8 GiB if RAM allows)
     BENCH_QUICK=1 scripts/bench  # ~30 iterations x 2 repeats, 1 GiB only: for development
     BENCH_ONLY=overhead,sweep scripts/bench   # a subset (the others are kept from the last results.json)
+    BENCH_ONLY=large_model scripts/bench      # the large-model scenario alone (5 iterations; quick: 3)
     BENCH_WORK=DIR scripts/bench              # keep the work folder (logs, outputs, events) in DIR
+    BENCH_BUILD_DIR=build/x scripts/bench     # use another build's CLI and Python package (default build/release)
 """
 
 import json
@@ -29,12 +31,13 @@ def log(msg):
 
 def main():
     q = quick()
-    only = [s for s in os.environ.get("BENCH_ONLY", "overhead,handoff,sweep").split(",") if s]
+    everything = {"overhead", "handoff", "sweep", "large_model"}
+    only = [s for s in os.environ.get("BENCH_ONLY", ",".join(sorted(everything))).split(",") if s]
     work = os.environ.get("BENCH_WORK") or tempfile.mkdtemp(prefix="discomfort-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp"))
     os.makedirs(work, exist_ok=True)
     log(f"work folder {work} ({'quick' if q else 'full'} run: {', '.join(only)})")
     previous = {}
-    if os.path.exists(RESULTS) and set(only) != {"overhead", "handoff", "sweep"}:
+    if os.path.exists(RESULTS) and set(only) != everything:
         with open(RESULTS) as f:
             previous = json.load(f)
     res = {"machine": machine(), "quick": q, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -53,7 +56,8 @@ def main():
         save()
 
     if "handoff" in only:
-        sizes = "1" if q else ("1,4,8" if mem_available() > 21 * (1 << 30) else "1,4")
+        # handoff.py checks each size against available memory itself (8 GiB needs ~11 GiB free).
+        sizes = "1" if q else "1,4,8"
         log(f"handoff: sizes {sizes} GiB")
         out = os.path.join(work, "handoff.json")
         subprocess.run([PYTHON, os.path.join(HERE, "handoff", "handoff.py"), "--work", os.path.join(work, "handoff"),
@@ -68,6 +72,14 @@ def main():
         repeats = 1 if q else 2
         log(f"sweep: 32 points, pipeline on / off, {repeats} repeats")
         res["scenarios"]["sweep"] = sweep_run.run(os.path.join(work, "sweep"), 32, 512, repeats)
+        save()
+
+    if "large_model" in only:
+        sys.path.insert(0, os.path.join(HERE, "large_model"))
+        import large_model.run as large_run  # noqa: E402
+        n = int(os.environ.get("BENCH_LARGE_ITERATIONS", 3 if q else 5))
+        log(f"large_model: SD1.5-size random checkpoint, {n} iterations per contender, scenarios loop and handoff")
+        res["scenarios"]["large_model"] = large_run.run(os.path.join(work, "large_model"), n)
 
     res["machine"]["loadavg_at_end"] = list(os.getloadavg())
     res["suite_seconds"] = time.time() - t0

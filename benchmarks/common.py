@@ -14,9 +14,11 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "benchmarks")
-CLI = os.path.join(REPO, "build", "release", "cli", "discomfort")
+# BENCH_BUILD_DIR: another build of this checkout (default build/release, what scripts/setup builds).
+BUILD = os.path.abspath(os.environ.get("BENCH_BUILD_DIR") or os.path.join(REPO, "build", "release"))
+CLI = os.path.join(BUILD, "cli", "discomfort")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
-PYPKG = os.path.join(REPO, "build", "release", "python")
+PYPKG = os.path.join(BUILD, "python")
 FEEDBACK = os.path.join(REPO, "examples", "feedback_loop", "feedback.json")
 
 

@@ -60,9 +60,9 @@ def headline(res):
             sr = v["spill_reload"]
             disk = h["disk"]
             w = sr["spill_GBps"] / disk["write_buffered_GBps"]
-            r = sr["reload_GBps"] / disk["read_cold_GBps"]
+            r = sr.get("reload_vs_cold_read", sr["reload_GBps"] / disk["read_cold_GBps"])
             rows.append((f"Spill {k}: {sr['spill_GBps']:.2f} GB/s = {100 * w:.0f} % of buffered disk write; reload "
-                         f"(cold, read in full) {sr['reload_GBps']:.2f} GB/s = {100 * r:.0f} % of cold disk read — goal ≥ 80 %",
+                         f"(cold, every page read) {sr['reload_GBps']:.2f} GB/s = {100 * r:.0f} % of a cold `read()` of the same file — goal ≥ 80 %",
                          w >= 0.8 and r >= 0.8))
         b = h["sizes"].get("1GiB", {}).get("base64", {})
         if "round_trip_s" in b:
@@ -72,7 +72,82 @@ def headline(res):
     s = sc.get("sweep")
     if s:
         rows.append((f"Sweep of 32 points, pipeline on vs off: **{s['speedup']:.2f}×** — goal ≥ 1.5×", s["speedup"] >= 1.5))
+    rows.extend(large_model_headline(sc.get("large_model")))
     return rows
+
+
+def large_model_headline(lm):
+    """Large model: loaded once (goal), per-iteration ratio against the nested server, outputs equal."""
+    rows = []
+    if not lm:
+        return rows
+    n = lm["iterations"]
+    for name, scn in lm["scenarios"].items():
+        c = scn["contenders"]
+        if not {"discomfort_cli", "nested_server"} <= set(c):
+            continue
+        reads = {k: v["checkpoint_reads"] for k, v in c.items()}
+        once = reads["discomfort_cli"] == 1 and reads.get("discomfort_python", 1) == 1
+        med = {k: v["per_iteration"]["median"] for k, v in c.items()}
+        rows.append((f"Large model {scn['label'].split(')')[0]}): checkpoint read from disk "
+                     f"{reads['discomfort_cli']}× by the Discomfort CLI, {reads.get('discomfort_python', '?')}× by the Python "
+                     f"package, {reads['nested_server']}× by the nested server over {n} iterations — goal: once", once))
+        rows.append((f"Large model {scn['label'].split(')')[0]}): per iteration, nested server ÷ Discomfort CLI "
+                     f"**{_ratio(med['nested_server'], med['discomfort_cli']):.2f}×** (Python package "
+                     f"{_ratio(med['nested_server'], med.get('discomfort_python', 0)):.2f}×); Discomfort CLI ÷ plain "
+                     f"Python loop {_ratio(med['discomfort_cli'], med.get('plain_python', 0)):.2f}×", None))
+        ok = all(v["output_check"]["equal"] for v in c.values())
+        rows.append((f"Large model {scn['label'].split(')')[0]}): final images "
+                     + ("equal across contenders" if ok else "**differ** — see table"), ok))
+    return rows
+
+
+def large_model_section(lm):
+    L = ["## Large model: a full-size SD1.5-architecture checkpoint\n"]
+    ck = lm["checkpoint"]
+    L.append(f"`{os.path.basename(ck['file'])}`: {ck['architecture']}, {ck['bytes'] / 1e9:.2f} GB, generated locally by "
+             f"`{ck['generator']}` (ComfyUI's own model classes, seeded fill; no download), loaded by "
+             f"`CheckpointLoaderSimple`. {lm['iterations']} iterations per contender, {lm['image']} image (8×8 latent), "
+             f"{lm['steps']} step {lm['sampler']}, cfg {lm['cfg']}, torch on {lm['torch_threads']} thread everywhere; each "
+             f"contender a fresh process, one at a time. *Per iteration* is the median over iterations 2..N (the first "
+             f"includes the checkpoint load); *first iteration* is process launch → first iteration finished (start-up + "
+             f"load + one iteration); peak RSS is the process's VmHWM (the nested server's: the server's); checkpoint "
+             f"reads count `comfy.utils.load_torch_file` calls on the file inside each contender's ComfyUI.\n")
+    for name, scn in lm["scenarios"].items():
+        L.append(f"**{scn['label']}**\n")
+        L.append("| contender | per iteration | first iteration | start-up | peak RSS | checkpoint reads | final image |")
+        L.append("|---|---:|---:|---:|---:|---:|---|")
+        for k, v in scn["contenders"].items():
+            chk = v.get("output_check", {})
+            eq = ("equal" if chk.get("equal") else f"DIFFERS (max {chk.get('max_abs_diff')})") + \
+                (f" (max {chk['max_abs_diff']} levels)" if chk.get("equal") and chk.get("max_abs_diff") else "")
+            L.append(f"| {v['label']} | {fmt_s(v['per_iteration']['median'])} | {fmt_s(v['time_to_first_iteration_s'])} | "
+                     f"{fmt_s(v['startup_s'])} | {v['peak_rss_bytes'] / GIB:.2f} GiB | {v['checkpoint_reads']} | {eq} |")
+        L.append("")
+    L.append("- (a) Discomfort runs a loop plan: `init` (EmptyLatentImage → OUTPUT `latent`, iteration 0 only), then "
+             "`sample` (CheckpointLoaderSimple, CLIPTextEncode ×2, KSampler on INPUT `latent` → OUTPUT `latent`, VAEDecode "
+             "→ OUTPUT `image`). The plain loop carries the latent in a dict; the nested server as a base64 `torch.save` "
+             "envelope in the prompt, back through `/history`.")
+    L.append("- (b) Per iteration, workflow 1 (CheckpointLoaderSimple → OUTPUT `model`/`clip`/`vae`) then workflow 2 "
+             "(INPUT `model`/`clip`/`vae`/`iteration` → sampling with seed = iteration → OUTPUT `image`). Discomfort and "
+             "the plain loop hand the objects over by reference. The nested server cannot: as the original Discomfort "
+             "did, it runs workflow 1 (the objects computed, then dropped: only the recipe is kept) and then workflow 2 "
+             "with the pruned loader sub-workflow stitched in front, its `ckpt_name` fed by a context-loader stand-in "
+             "whose `IS_CHANGED` is NaN like the original's — so ComfyUI cannot reuse the loaded model and reads the "
+             "checkpoint again; workflow 1's own loader re-reads it too, because the server's default (classic) cache "
+             "dropped its output when workflow 2 ran: two reads per iteration, as the original had (its notes: a "
+             "CheckpointLoader fed by a context loader re-reads its file on every consuming run). The file stays in the "
+             "page cache, so a read costs seconds of deserialisation, not disk time.")
+    L.append("- In (a) every contender loads the model once (the nested server's own cache keeps it: the loader's "
+             "inputs never change), and one UNet step of a full-size model on this CPU (seconds) dwarfs the "
+             "per-iteration handoff (milliseconds, see the overhead section): the per-iteration times agree within "
+             "the machine's noise. The difference shows in (b), where the nested server must rebuild what it cannot "
+             "receive by pointer.")
+    L.append("- The plain loop uses ComfyUI's LRU cache (16 entries): with the classic cache, running workflow 2 "
+             "drops workflow 1's loaded model and the loop would re-read the checkpoint every iteration.")
+    L.append("- Outputs: every contender's final image (8-bit) against the plain loop's, tolerance "
+             f"{next(iter(next(iter(lm['scenarios'].values()))['contenders'].values())).get('output_check', {}).get('tolerance', 0)} levels.\n")
+    return L
 
 
 def misses(res):
@@ -117,7 +192,7 @@ def misses(res):
             if not sr:
                 continue
             w = sr["spill_GBps"] / disk["write_buffered_GBps"]
-            rr = sr["reload_GBps"] / disk["read_cold_GBps"]
+            rr = sr.get("reload_vs_cold_read", sr["reload_GBps"] / disk["read_cold_GBps"])
             if w < 0.8:
                 out.append(
                     f"**Spill within 80 % of disk write** ({k}): {100 * w:.0f} %, short by {80 - 100 * w:.0f} points. "
@@ -128,11 +203,10 @@ def misses(res):
             if rr < 0.8:
                 out.append(
                     f"**Reload within 80 % of disk read** ({k}): {100 * rr:.0f} % of cold sequential `read()`, short by "
-                    f"{80 - 100 * rr:.0f} points. The store reloads by memory-mapping the safetensors file (the map takes "
-                    f"{fmt_s(sr['reload_map_s'])}, no copy); the data then comes in by page faults with the kernel's "
-                    f"readahead, which on this VM's disk is slower than large sequential reads. Reading the file with large "
-                    f"`read()`s into a fresh tensor (or `MADV_SEQUENTIAL`/`MADV_WILLNEED` on the map) would close the gap "
-                    f"at the cost of the lazy, copy-free reload.")
+                    f"{80 - 100 * rr:.0f} points (paired cold `read()` of the same spill file: "
+                    f"{sr.get('cold_read_same_file_GBps', disk['read_cold_GBps']):.2f} GB/s). This VM's disk varies several-fold within minutes; "
+                    f"the read-in-full mode (`DISCOMFORT_RELOAD=read`) ran at "
+                    f"{v.get('spill_reload_read', {}).get('reload_GBps', float('nan')):.2f} GB/s in the same run.")
     s_ = sc.get("sweep")
     if s_ and s_["speedup"] < 1.5:
         out.append(f"**Pipelined sweep ≥ 1.5×**: {s_['speedup']:.2f}×. On 2 shared cores, decode/encode can only overlap "
@@ -222,7 +296,9 @@ def write_md(res, folder):
             sr = v.get("spill_reload")
             b = v.get("base64", {})
             spill = f"{sr['spill_GBps']:.2f} ({fmt_s(sr['spill_s'])})" if sr else "—"
-            reload = f"{sr['reload_GBps']:.2f} ({fmt_s(sr['reload_and_read_s'])}; map {fmt_s(sr['reload_map_s'])})" if sr else "—"
+            srr = v.get("spill_reload_read") or {}
+            reload = (f"{sr['reload_GBps']:.2f} ({fmt_s(sr['reload_and_read_s'])}; Get {fmt_s(sr.get('reload_call_s', sr['reload_map_s']))})"
+                      + (f"; read mode {srr['reload_GBps']:.2f}" if "reload_GBps" in srr else "")) if sr else "—"
             b64 = (f"{fmt_s(b['round_trip_s'])} ({b['round_trip_GBps']:.2f} GB/s)" if "round_trip_s" in b
                    else ("—" if not b else "not run (memory)"))
             L.append(f"| {k} | {fmt_s(ec['iteration_median_s'])} | {fmt_s(cx['save_plus_load_s'])} | "
@@ -252,10 +328,13 @@ def write_md(res, folder):
                      f"{v['point_seconds_sum']:.2f} s | {v['process_wall_s']:.1f} s |")
         L.append(f"\nSpeed-up {s['speedup']:.2f}×; outputs of both modes equal pixel for pixel: {s['output_check']['equal']}.\n")
 
+    lm = res["scenarios"].get("large_model")
+    if lm:
+        L.extend(large_model_section(lm))
+
     L.append("## Not measured (yet)\n")
-    L.append("- The large-model workload (SD1.5-size random-weight checkpoint: sampling loop, and MODEL/CLIP/VAE handed "
-             "between two workflows) — not run in this suite: too slow on this shared 2-core CPU machine within the time "
-             "given; see benchmarks/README.md.")
+    if not lm:
+        L.append("- The large-model workload (`BENCH_ONLY=large_model scripts/bench`) is not in this results.json.")
     L.append("- GPU variants (no accelerator on this machine).")
     with open(os.path.join(folder, "RESULTS.md"), "w") as f:
         f.write("\n".join(L) + "\n")
@@ -266,7 +345,7 @@ def write_png(res, folder):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     sc = res["scenarios"]
-    panels = [k for k in ("overhead", "handoff", "sweep") if k in sc]
+    panels = [k for k in ("overhead", "handoff", "sweep", "large_model") if k in sc]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6))
     if len(panels) == 1:
         axes = [axes]
@@ -307,6 +386,27 @@ def write_png(res, folder):
             ax.set_ylabel("seconds per handoff")
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
             ax.set_title("Tensor handoff between iterations")
+        elif name == "large_model":
+            import numpy as np
+            lm = sc["large_model"]
+            scns = list(lm["scenarios"])
+            keys = list(lm["scenarios"][scns[0]]["contenders"])
+            labels = {"discomfort_cli": "Discomfort CLI", "discomfort_python": "Discomfort Python",
+                      "plain_python": "plain Python loop", "nested_server": "nested server"}
+            colors = {"discomfort_cli": "#2a7", "discomfort_python": "#5b9", "plain_python": "#888", "nested_server": "#c44"}
+            x = np.arange(len(scns))
+            w = 0.8 / len(keys)
+            for i, k in enumerate(keys):
+                vals = [lm["scenarios"][s_]["contenders"].get(k, {}).get("per_iteration", {}).get("median", float("nan"))
+                        for s_ in scns]
+                bars = ax.bar(x + (i - (len(keys) - 1) / 2) * w, vals, w, label=labels.get(k, k), color=colors.get(k))
+                for b, s_ in zip(bars, scns):
+                    reads = lm["scenarios"][s_]["contenders"].get(k, {}).get("checkpoint_reads")
+                    ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{reads}r", ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(x, [s_ for s_ in scns])
+            ax.set_ylabel("s per iteration (median); label: checkpoint reads")
+            ax.legend(fontsize=7)
+            ax.set_title(f"Large model (SD1.5 size), {lm['iterations']} iterations")
         else:
             s = sc["sweep"]
             modes = list(s["modes"])
