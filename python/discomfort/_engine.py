@@ -9,7 +9,11 @@ releases the GIL while it works.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import os
+import shutil
+import tempfile
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
@@ -58,6 +62,8 @@ def get_engine(comfyui_path: Optional[str] = None, work_dir: Optional[str] = Non
         if _engine is None:
             _engine = core.Engine.start(comfyui_path=comfyui_path, work_dir=work_dir, cpu=cpu, verbose=verbose,
                                         extra_nodes=[str(p) for p in extra_nodes])
+            if work_dir is None:
+                atexit.register(_tidy_default_work_dir)
             _options.update(comfyui_path=comfyui_path, loaded=set(map(str, extra_nodes)))
             return _engine
         new = [str(p) for p in extra_nodes if str(p) not in _options["loaded"]]
@@ -68,6 +74,22 @@ def get_engine(comfyui_path: Optional[str] = None, work_dir: Optional[str] = Non
                 _options["loaded"].add(path)
             _engine.forget_definitions()
         return _engine
+
+
+def _tidy_default_work_dir() -> None:
+    """The default work folder (<tmp>/discomfort-<pid>, made by the bridge) goes at exit: its temp/
+    and user/ folders always, then every empty folder, so images a workflow saved stay."""
+    root = os.path.join(tempfile.gettempdir(), f"discomfort-{os.getpid()}")
+    if not os.path.isdir(root):
+        return
+    for name in ("temp", "user"):
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    # Empty folders (ComfyUI makes some, such as input/3d) go bottom-up; files stay.
+    for folder, _, _ in os.walk(root, topdown=False):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # not empty: the user's results stay
 
 
 def current_engine() -> Optional["core.Engine"]:
