@@ -465,6 +465,8 @@ struct SweepCliOptions {
   std::string events_path;
   bool no_pipeline = false;
   int in_flight = 4;
+  double iteration_timeout = 0;
+  double interrupt_grace = 10;
 };
 
 int SweepCommand(const SweepCliOptions& o) {
@@ -511,6 +513,8 @@ int SweepCommand(const SweepCliOptions& o) {
   options.output_dir = o.out_dir;
   options.pipeline = !o.no_pipeline;
   options.max_in_flight = o.in_flight;
+  options.iteration_timeout = o.iteration_timeout;
+  options.interrupt_grace = o.interrupt_grace;
   options.cancel = &g_cancel;
   options.on_point = [&](const discomfort::engine::SweepPointResult& r) {
     json line = {{"event", "point_done"}, {"point", r.point.index}, {"params", r.point.params}, {"seconds", r.seconds},
@@ -617,6 +621,13 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("--events", sweep.events_path, "append JSON-lines events to FILE");
   sweep_cmd->add_flag("--no-pipeline", sweep.no_pipeline, "decode / execute / encode one point at a time");
   sweep_cmd->add_option("--in-flight", sweep.in_flight, "points alive at once in the pipeline")->check(CLI::PositiveNumber);
+  sweep_cmd->add_option("--iteration-timeout", sweep.iteration_timeout,
+                        "a point whose iteration takes longer than SECONDS is interrupted and reported as failed "
+                        "with a timeout error; the sweep goes on (default: none)")
+      ->check(CLI::Range(0.0, 604800.0));
+  sweep_cmd->add_option("--interrupt-grace", sweep.interrupt_grace,
+                        "seconds a node may ignore that interrupt (default 10)")
+      ->check(CLI::Range(0.0, 604800.0));
   AddCommonOptions(sweep_cmd, &sweep.common);
   sweep_cmd->callback([&] { exit_code = SweepCommand(sweep); });
 

@@ -141,6 +141,9 @@ Result<SweepResult> SweepRunner::Run(const std::vector<PreparedWorkflow>& workfl
     LoopRunner runner(executor_, *w.context);
     LoopOptions loop;
     loop.iterations = options.iterations_per_point;
+    loop.cancel = options.cancel;
+    loop.iteration_timeout = options.iteration_timeout;
+    loop.interrupt_grace = options.interrupt_grace;
     auto result = runner.Run(workflows, loop);
     w.result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (!result.ok()) {

@@ -48,6 +48,10 @@ struct SweepOptions {
   int max_in_flight = 4;        // points alive at once with the pipeline
   std::function<void(const SweepPointResult&)> on_point;  // in point order
   const std::atomic<bool>* cancel = nullptr;
+  // Per-iteration limit inside each point (LoopOptions::iteration_timeout); a point that times out
+  // is reported as failed with kTimeout and the sweep goes on. 0: none.
+  double iteration_timeout = 0;
+  double interrupt_grace = 10;
 };
 
 struct SweepResult {

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/loop.h"
+#include "engine/sweep.h"
 #include "engine/timed_execution.h"
 #include "tests/engine/fake_executor.h"
 
@@ -265,6 +266,35 @@ TEST(IterationTimeoutTest, BadLimitsAreRejected) {
     auto result = runner.Run({Counter()}, options);
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(result.status().code(), ErrorCode::kInvalidArgument);
+  }
+}
+
+// In a sweep, the point whose iteration hangs fails with kTimeout and the other points run.
+TEST(IterationTimeoutTest, ASweepPointThatHangsFailsWithATimeoutAndTheSweepGoesOn) {
+  FakeExecutor* self = nullptr;
+  FakeExecutor fake(InterruptibleHangAt(&self, 2));
+  self = &fake;
+  storage::Context parent;
+  std::vector<SweepPoint> points;
+  for (int k = 0; k < 4; ++k) points.push_back({k, {{"counter", k}}, ""});
+  SweepOptions options;
+  options.pipeline = false;
+  options.iteration_timeout = 0.3;
+  options.interrupt_grace = 5;
+  std::map<int, SweepPointResult> results;
+  options.on_point = [&results](const SweepPointResult& r) { results[r.point.index] = r; };
+  SweepRunner runner(fake, parent);
+  const auto start = Clock::now();
+  auto summary = runner.Run({Counter()}, points, options);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_LT(SecondsSince(start), 5.0);
+  EXPECT_EQ(summary->points, 4);
+  EXPECT_EQ(summary->failed, 1);
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(results[2].status.code(), ErrorCode::kTimeout) << results[2].status.ToString();
+  for (int k : {0, 1, 3}) {
+    ASSERT_TRUE(results[k].status.ok()) << k << ": " << results[k].status.ToString();
+    EXPECT_EQ(results[k].outputs.at("counter").json().get<int>(), k + 1);
   }
 }
 
