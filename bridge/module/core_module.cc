@@ -416,7 +416,8 @@ class EngineHandle {
                  const std::vector<std::string>& images, int iterations,
                  const std::string& image_port, std::optional<std::string> output_dir,
                  bool pipeline, int max_in_flight, py::object on_point,
-                 std::shared_ptr<CancelToken> cancel) {
+                 std::shared_ptr<CancelToken> cancel, std::optional<double> iteration_timeout,
+                 std::optional<double> interrupt_grace) {
     if (workflows.empty()) throw py::value_error("workflows must be a non-empty list");
     if (axes.empty() == images.empty())
       throw py::value_error("give a grid or images (one of them, not both)");
@@ -454,6 +455,10 @@ class EngineHandle {
     options.pipeline = pipeline;
     options.max_in_flight = max_in_flight;
     options.cancel = cancel->flag();
+    engine::LoopOptions limits;
+    SetTimeouts(limits, iteration_timeout, interrupt_grace);
+    options.iteration_timeout = limits.iteration_timeout;
+    options.interrupt_grace = limits.interrupt_grace;
     std::vector<engine::SweepPointResult> results;
     std::optional<py::error_already_set> callback_error;
     // on_point runs in point order on a pipeline thread; a callback that raises stops the sweep.
@@ -811,7 +816,8 @@ PYBIND11_MODULE(_core, m) {
            py::arg("images") = std::vector<std::string>{}, py::arg("iterations") = 1,
            py::arg("image_port") = "image", py::arg("output_dir") = py::none(),
            py::arg("pipeline") = true, py::arg("max_in_flight") = 4,
-           py::arg("on_point") = py::none(), py::arg("cancel") = py::none());
+           py::arg("on_point") = py::none(), py::arg("cancel") = py::none(),
+           py::arg("iteration_timeout") = py::none(), py::arg("interrupt_grace") = py::none());
 
   // Sweep helpers: the CLI's grid syntax ("seed=1..8", "cfg=5,7.5") and an image folder's PNGs.
   m.def(

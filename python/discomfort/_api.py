@@ -152,7 +152,8 @@ class Discomfort:
                     context: Optional[WorkflowContext] = None, iterations: int = 1,
                     output_dir: Optional[str] = None, pipeline: bool = True, max_in_flight: int = 4,
                     on_point: Optional[Callable[[Dict[str, Any]], Any]] = None,
-                    cancel: Optional["core.CancelToken"] = None) -> List[Dict[str, Any]]:
+                    cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
+                    interrupt_grace: Optional[float] = None) -> List[Dict[str, Any]]:
         """Independent runs of ``workflows``, one per point of a parameter ``grid`` or per PNG of
         ``images`` (the CLI's ``discomfort sweep``). Each point runs ``iterations`` times in its own
         child context seeded from ``context`` (or from ``inputs``), plus the point's grid values (saved
@@ -169,7 +170,9 @@ class Discomfort:
         error}. A failing point does not stop the sweep: its ``error`` is the exception ``run`` would
         have raised (ExecutionError, ...), ``ok`` is False. ``on_point`` is called with each such dict as
         points finish (a coroutine function runs on this loop). Cancelling the awaiting task (or
-        ``cancel``) stops the sweep and raises asyncio.CancelledError (RunCancelledError for a token)."""
+        ``cancel``) stops the sweep and raises asyncio.CancelledError (RunCancelledError for a token).
+        ``iteration_timeout`` (seconds): a point whose iteration runs longer fails with a
+        RunTimeoutError in its ``error`` and the sweep goes on."""
         self._check_open()
         axes = _grid_axes(grid)
         if images is not None:
@@ -194,7 +197,8 @@ class Discomfort:
                                         iterations=iterations, image_port=image_port,
                                         output_dir=os.fspath(output_dir) if output_dir else None,
                                         pipeline=pipeline, max_in_flight=max_in_flight,
-                                        on_point=_threadsafe(on_point, loop), cancel=cancel)
+                                        on_point=_threadsafe(on_point, loop), cancel=cancel,
+                                        iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace)
             return result["points"]
         finally:
             if own_context:

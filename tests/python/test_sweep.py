@@ -118,3 +118,12 @@ def test_a_raising_callback_stops_the_sweep(d):
 
     with pytest.raises(ValueError, match="stop at point 0"):
         asyncio.run(d.sweep([counter_workflow(1)], grid={"counter": [1, 2, 3]}, on_point=boom))
+
+
+def test_a_point_past_its_iteration_timeout_fails_and_the_sweep_goes_on(d):
+    from test_run import hang_workflow  # counter -> +1 -> hangs when it reaches hang_at -> counter
+
+    points = asyncio.run(d.sweep([hang_workflow(3)], {"counter": [0, 2, 4]}, iteration_timeout=1.0))
+    assert [p["ok"] for p in points] == [True, False, True]
+    assert isinstance(points[1]["error"], discomfort.RunTimeoutError), points[1]["error"]
+    assert [p["outputs"]["counter"] for p in (points[0], points[2])] == [1, 5]
