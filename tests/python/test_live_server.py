@@ -77,6 +77,9 @@ def comfy_server(frontend=False, env=None):
             proc.kill()
         log.close()
         shutil.rmtree(base, ignore_errors=True)
+    # The loop executor inside the server used the server's folders: none of its own were left.
+    stray = os.path.join(tempfile.gettempdir(), f"discomfort-{proc.pid}")
+    assert not os.path.exists(stray), f"the server left {stray} behind"
 
 
 @pytest.fixture(scope="module")

@@ -97,9 +97,11 @@ class ComfyHost:
             import utils.extra_config  # noqa: F401  (before nodes: sys.path shadowing, as main.py)
         import folder_paths
 
-        for d in (output_dir, temp_dir, input_dir, user_dir):
-            os.makedirs(d, exist_ok=True)
+        # Inside a live ComfyUI its own folders stay in use: nothing of ours is created (a server
+        # stopped by SIGTERM never runs atexit, so folders made here would be left behind).
         if not already:
+            for d in (output_dir, temp_dir, input_dir, user_dir):
+                os.makedirs(d, exist_ok=True)
             folder_paths.set_output_directory(os.path.abspath(output_dir))
             folder_paths.set_temp_directory(os.path.abspath(temp_dir))
             folder_paths.set_input_directory(os.path.abspath(input_dir))
