@@ -116,7 +116,13 @@ def page():
                 browser.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 browser.kill()
-            shutil.rmtree(profile, ignore_errors=True)
+            # Chromium's helper processes may still write into the profile just after the browser
+            # exits: retry until the folder is really gone.
+            for _ in range(50):
+                shutil.rmtree(profile, ignore_errors=True)
+                if not os.path.exists(profile):
+                    break
+                time.sleep(0.1)
 
 
 def test_nodes_are_registered_in_the_frontend(page):
