@@ -16,6 +16,7 @@
 #include "graph/ui_to_api.h"
 #include "graph/workflow.h"
 #include "tests/bridge/comfy_environment.h"
+#include "tests/graph/test_util.h"
 
 namespace discomfort {
 namespace {
@@ -34,20 +35,7 @@ json ValidateAll(const json& prompt) {
                          .cast<std::string>());
 }
 
-std::vector<std::string> GoldenNames() {
-  std::vector<std::string> names;
-  const std::filesystem::path dir = std::string(DISCOMFORT_SHARED_DIR) + "/testdata/ui_to_api";
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string file = entry.path().filename().string();
-    const std::string suffix = ".workflow.json";
-    if (file.size() > suffix.size() && file.ends_with(suffix)) {
-      names.push_back(file.substr(0, file.size() - suffix.size()));
-    }
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
+std::vector<std::string> GoldenNames() { return graph::testing::GoldenWorkflowNames(); }
 
 // A value naming a file: "model.safetensors", "subdir/x.png".
 bool LooksLikeFileName(const json& value) {

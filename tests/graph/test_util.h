@@ -1,7 +1,10 @@
 // Shared helpers for the graph tests: paths to the test data and JSON loading.
 #pragma once
 
+#include <algorithm>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -39,6 +42,21 @@ inline const NodeDefinitions& V033Definitions() {
     return new NodeDefinitions(std::move(loaded).value());
   }();
   return *defs;
+}
+
+// The golden UI/API pairs in ../shared/testdata/ui_to_api: "<name>.workflow.json", sorted.
+inline std::vector<std::string> GoldenWorkflowNames() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(SharedPath("testdata/ui_to_api"), ec)) {
+    const std::string file = entry.path().filename().string();
+    const std::string suffix = ".workflow.json";
+    if (file.size() > suffix.size() && file.ends_with(suffix)) {
+      names.push_back(file.substr(0, file.size() - suffix.size()));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace discomfort::graph::testing

@@ -18,20 +18,7 @@ using nlohmann::json;
 using testing::SharedPath;
 using testing::V033Definitions;
 
-std::vector<std::string> GoldenNames() {
-  std::vector<std::string> names;
-  const std::filesystem::path dir = SharedPath("testdata/ui_to_api");
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string file = entry.path().filename().string();
-    const std::string suffix = ".workflow.json";
-    if (file.size() > suffix.size() && file.ends_with(suffix)) {
-      names.push_back(file.substr(0, file.size() - suffix.size()));
-    }
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
+std::vector<std::string> GoldenNames() { return testing::GoldenWorkflowNames(); }
 
 bool ValuesMatch(const json& golden, const json& candidate) {
   if (golden.is_number() && candidate.is_number()) {
