@@ -218,6 +218,10 @@ json PortSet::ToJson() const {
 
 Result<PortSet> DiscoverPorts(const json& prompt, const json* object_info) {
   DISCOMFORT_RETURN_IF_ERROR(ValidateApiPrompt(prompt));
+  return DiscoverPortsOfCheckedPrompt(prompt, object_info);
+}
+
+Result<PortSet> DiscoverPortsOfCheckedPrompt(const json& prompt, const json* object_info) {
   PortSet set;
   // Port node ids first: most prompts have few or none, and only links into them matter.
   std::set<std::string_view> port_ids;

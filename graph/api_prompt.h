@@ -88,6 +88,10 @@ Status AddPort(Port port, PortSet* set, PortOwners* owners, bool strict = true,
 // unique_id on two INPUT ports or on two OUTPUT ports, is an error naming both nodes.
 Result<PortSet> DiscoverPorts(const nlohmann::json& prompt,
                               const nlohmann::json* object_info = nullptr);
+// The same for a prompt that already passed ValidateApiPrompt's checks (validation skips a
+// second walk of every node and link).
+Result<PortSet> DiscoverPortsOfCheckedPrompt(const nlohmann::json& prompt,
+                                             const nlohmann::json* object_info);
 
 // Rewrites the ports of `prompt` for execution: INPUT → DiscomfortContextLoader,
 // OUTPUT → DiscomfortContextSaver, PASSTHRU → consumers linked straight to its source,

@@ -216,13 +216,20 @@ const WidgetSpec* NodeDef::FindWidget(const std::string& widget_name) const {
   return nullptr;
 }
 
-std::string NodeDef::InputType(const std::string& input_name) const {
+namespace {
+const std::string& EmptyString() {
+  static const std::string kEmpty;
+  return kEmpty;
+}
+}  // namespace
+
+const std::string& NodeDef::InputType(const std::string& input_name) const {
   const InputSpec* in = FindInput(input_name);
-  return in == nullptr ? std::string() : in->type;
+  return in == nullptr ? EmptyString() : in->type;
 }
 
-std::string NodeDef::OutputType(int slot) const {
-  if (slot < 0 || slot >= static_cast<int>(output_types.size())) return "";
+const std::string& NodeDef::OutputType(int slot) const {
+  if (slot < 0 || slot >= static_cast<int>(output_types.size())) return EmptyString();
   return output_types[slot];
 }
 
@@ -276,6 +283,18 @@ Result<NodeDef> NodeDefinitions::BuildDef(const std::string& class_type, const j
   }
   if (auto upload = UploadWidget(class_type, def.inputs)) def.widgets.push_back(*upload);
   for (const WidgetSpec& w : def.widgets) def.max_widgets += WidgetCount(w);
+  // migrateWidgetsValues: the slots an old frontend saved, seed-like inputs taking two.
+  std::vector<bool> legacy;
+  bool any_forced = false;
+  for (const InputSpec& in : def.inputs) {
+    if (!in.is_widget && !in.force_input) continue;
+    any_forced |= in.force_input;
+    const json& control = JsonMember(in.options, "control_after_generate", JsonNull());
+    const bool seed_like = (in.type == "INT" && (in.name == "seed" || in.name == "noise_seed")) ||
+                           (!control.is_null() && control != false);
+    legacy.insert(legacy.end(), seed_like ? 2 : 1, in.force_input);
+  }
+  if (any_forced) def.legacy_slot_is_forced = std::move(legacy);
 
   const json& outputs = JsonMember(entry, "output", JsonEmptyArray());
   if (!outputs.is_array()) return DefError(class_type, "'output' must be an array");

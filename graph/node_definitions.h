@@ -52,12 +52,17 @@ struct NodeDef {
   std::vector<std::string> output_types;
   std::vector<std::string> output_names;
   bool output_node = false;
+  // Frontends before 1.16 saved a widgets_values slot for each forceInput input too (two for a
+  // seed-like one): per saved slot, whether it belongs to a forceInput input. Empty when no
+  // input is forceInput. Computed once here instead of per node converted.
+  std::vector<bool> legacy_slot_is_forced;
 
   const InputSpec* FindInput(const std::string& input_name) const;
   const WidgetSpec* FindWidget(const std::string& widget_name) const;
   // Definition type of an input, "" when the definition has no such input.
-  std::string InputType(const std::string& input_name) const;
-  std::string OutputType(int slot) const;
+  const std::string& InputType(const std::string& input_name) const;
+  // Type of output `slot`, "" when there is no such output.
+  const std::string& OutputType(int slot) const;
 };
 
 // True for the types the frontend draws as widgets (not sockets).

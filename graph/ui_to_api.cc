@@ -175,9 +175,13 @@ class Converter {
       return NodeStatus(ErrorCode::kParse, dto, "widgets_values must be an array or an object", {},
                         dto.node->json_pointer + "/widgets_values");
     }
-    std::vector<size_t> slots;
-    if (wv.is_array()) slots = SlotIndexes(def, wv.size());
-    size_t i = 0;  // next entry of `slots`
+    // Positions in widgets_values: 0..size-1, or the legacy subset (no vector for the former).
+    const bool legacy = wv.is_array() && def.legacy_slot_is_forced.size() == wv.size();
+    std::vector<size_t> legacy_slots;
+    if (legacy) legacy_slots = LegacySlotIndexes(def);
+    const size_t slot_count = !wv.is_array() ? 0 : legacy ? legacy_slots.size() : wv.size();
+    auto slot = [&](size_t k) { return legacy ? legacy_slots[k] : k; };
+    size_t i = 0;  // next slot
     // Widgets in creation order; a DynamicCombo's chosen option inserts its widgets right after
     // it, and they take the next positional values.
     auto walk = [&](const std::vector<WidgetSpec>& specs, auto& self) -> Status {
@@ -189,14 +193,14 @@ class Converter {
         if (named.is_object()) {
           if (auto it = named.find(w.name); it != named.end()) by_name = &*it;
         }
-        if (wv.is_array() && i < slots.size()) {
-          const size_t at = slots[i++];
+        if (i < slot_count) {
+          const size_t at = slot(i++);
           if (by_name == nullptr) {
             DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, wv[at], at, &values[k]));
           }
-          if (w.control_slots > 0 && i < slots.size() && IsControlValue(wv[slots[i]])) {
+          if (w.control_slots > 0 && i < slot_count && IsControlValue(wv[slot(i)])) {
             ++i;
-            if (w.control_slots > 1 && i < slots.size() && wv[slots[i]].is_string()) ++i;
+            if (w.control_slots > 1 && i < slot_count && wv[slot(i)].is_string()) ++i;
           }
         } else if (wv.is_object() && by_name == nullptr) {
           if (auto it = wv.find(w.name); it != wv.end()) {
@@ -235,29 +239,13 @@ class Converter {
     return values;
   }
 
-  // Indexes into widgets_values that belong to widgets. Frontends before 1.16 saved a slot for
-  // forceInput inputs; when the length says so, those slots are skipped (migrateWidgetsValues).
-  static std::vector<size_t> SlotIndexes(const NodeDef& def, size_t size) {
-    std::vector<size_t> all(size);
-    for (size_t i = 0; i < size; ++i) all[i] = i;
-    bool any_forced = false;
-    size_t legacy_count = 0;
-    std::vector<bool> forced_slot;
-    for (const InputSpec& in : def.inputs) {
-      if (!in.is_widget && !in.force_input) continue;
-      any_forced |= in.force_input;
-      const bool control = (in.type == "INT" && (in.name == "seed" || in.name == "noise_seed")) ||
-                           (in.options.contains("control_after_generate") &&
-                            !in.options["control_after_generate"].is_null() &&
-                            in.options["control_after_generate"] != false);
-      const size_t n = control ? 2 : 1;
-      legacy_count += n;
-      for (size_t k = 0; k < n; ++k) forced_slot.push_back(in.force_input);
-    }
-    if (!any_forced || legacy_count != size) return all;
+  // Indexes into widgets_values that belong to widgets when a frontend before 1.16 saved a slot
+  // for forceInput inputs too (the length says so): those slots are skipped
+  // (migrateWidgetsValues).
+  static std::vector<size_t> LegacySlotIndexes(const NodeDef& def) {
     std::vector<size_t> kept;
-    for (size_t i = 0; i < size; ++i) {
-      if (!forced_slot[i]) kept.push_back(i);
+    for (size_t i = 0; i < def.legacy_slot_is_forced.size(); ++i) {
+      if (!def.legacy_slot_is_forced[i]) kept.push_back(i);
     }
     return kept;
   }
@@ -314,10 +302,12 @@ class Converter {
     return out;
   }
 
-  std::string OutputType(const Dto& dto, int slot) const {
+  // References into the workflow or the definitions, which outlive the conversion.
+  const std::string& OutputType(const Dto& dto, int slot) const {
+    static const std::string kNone;
     if (const UiGraph* def = InstanceDefinition(*dto.node)) {
       return slot >= 0 && slot < static_cast<int>(def->outputs.size()) ? def->outputs[slot].type
-                                                                       : "";
+                                                                       : kNone;
     }
     if (!IsVirtualNodeType(dto.node->type)) {
       if (const NodeDef* def = defs_.Find(dto.node->type)) return def->OutputType(slot);
@@ -325,12 +315,12 @@ class Converter {
     if (slot >= 0 && slot < static_cast<int>(dto.node->outputs.size())) {
       return dto.node->outputs[slot].type;
     }
-    return "";
+    return kNone;
   }
 
-  static std::string ConsumerType(const NodeDef* def, const UiInput& input) {
+  static const std::string& ConsumerType(const NodeDef* def, const UiInput& input) {
     if (def != nullptr) {
-      std::string type = def->InputType(input.name);
+      const std::string& type = def->InputType(input.name);
       if (!type.empty()) return type;
     }
     return input.type;
@@ -342,7 +332,7 @@ class Converter {
     const int n = static_cast<int>(inputs.size());
     if (n == 0) return -1;
     if (type.empty() || type == "*") return slot < n ? slot : 0;
-    const std::string out_type = OutputType(dto, slot);
+    const std::string& out_type = OutputType(dto, slot);
     if (slot >= 0 && slot < n && TypesCompatible(*inputs[slot].type, out_type) &&
         TypesCompatible(*inputs[slot].type, type)) {
       return slot;

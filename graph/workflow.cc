@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -111,7 +112,11 @@ std::string NameString(const json& obj) {
 
 // The JSON pointer strings are built only when an error needs them.
 std::string ItemPointer(const std::string& pointer, const char* member, size_t i) {
-  return pointer + "/" + member + "/" + std::to_string(i);
+  const std::string index = std::to_string(i);
+  std::string out;
+  out.reserve(pointer.size() + std::strlen(member) + index.size() + 2);
+  out.append(pointer).append(1, '/').append(member).append(1, '/').append(index);
+  return out;
 }
 
 Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::string& source) {

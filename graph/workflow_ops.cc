@@ -345,6 +345,10 @@ Result<std::vector<std::string>> TopologicalOrder(const UiGraph& graph) {
 
 Result<std::vector<std::string>> TopologicalOrderOfPrompt(const json& prompt) {
   DISCOMFORT_RETURN_IF_ERROR(ValidateApiPrompt(prompt));
+  return TopologicalOrderOfCheckedPrompt(prompt);
+}
+
+Result<std::vector<std::string>> TopologicalOrderOfCheckedPrompt(const json& prompt) {
   // Ids sorted as IdLess does, with each id's number parsed once (not per comparison).
   struct Entry {
     const std::string* id;
@@ -868,9 +872,9 @@ void ValidateUiGraph(const UiWorkflow& wf, const UiGraph& graph, const NodeDefin
     int idx = target->InputIndexOfLink(id);
     if (idx < 0) idx = link.target_slot;
     if (idx < 0 || idx >= static_cast<int>(target->inputs.size())) continue;
-    const std::string in_name = target->inputs[idx].name;
-    const std::string in_type = td->InputType(in_name);
-    const std::string out_type = od->OutputType(link.origin_slot);
+    const std::string& in_name = target->inputs[idx].name;
+    const std::string& in_type = td->InputType(in_name);
+    const std::string& out_type = od->OutputType(link.origin_slot);
     if (link.origin_slot >= static_cast<int>(od->output_types.size())) {
       problems->push_back(At(ErrorCode::kValidation,
                              "link " + std::to_string(id) + " leaves output slot " +
@@ -937,6 +941,12 @@ void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::
       continue;
     }
     const std::string& cls = class_type.get_ref<const std::string&>();
+    if (cls.empty()) {
+      problems->push_back(At(ErrorCode::kParse, "node has no string 'class_type'", source, id, "",
+                             "/" + id + "/class_type"));
+      structural_ok = false;
+      continue;
+    }
     const json& inputs = JsonMember(node, "inputs", JsonEmptyObject());
     if (!inputs.is_object()) {
       problems->push_back(At(ErrorCode::kParse, "'inputs' must be an object", source, id, cls,
@@ -964,6 +974,11 @@ void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::
       if (origin_it == prompt.end()) {
         report(ErrorCode::kNotFound,
                "links to node '" + origin_id + "', which is not in the prompt");
+        structural_ok = false;
+        continue;
+      }
+      if (link->slot < 0) {
+        report(ErrorCode::kParse, "link has a negative output slot");
         structural_ok = false;
         continue;
       }
@@ -999,14 +1014,15 @@ void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::
       }
     }
   }
+  // The loop above made ValidateApiPrompt's checks: the order and the ports skip them.
   if (!structural_ok) return;
-  auto order = TopologicalOrderOfPrompt(prompt);
+  auto order = TopologicalOrderOfCheckedPrompt(prompt);
   if (!order.ok()) {
     Status st = order.TakeStatus();
     st.where().workflow = source;
     problems->push_back(std::move(st));
   }
-  auto ports = DiscoverPorts(prompt, ObjectInfoOf(defs));
+  auto ports = DiscoverPortsOfCheckedPrompt(prompt, ObjectInfoOf(defs));
   if (!ports.ok()) {
     Status st = ports.TakeStatus();
     st.where().workflow = source;

@@ -39,6 +39,8 @@ const char* PassByForType(const std::string& type);
 // order. A cycle is a kCycle error listing the nodes on it ("3 -> 5 -> 3").
 Result<std::vector<std::string>> TopologicalOrder(const UiGraph& graph);
 Result<std::vector<std::string>> TopologicalOrderOfPrompt(const nlohmann::json& prompt);
+// For a prompt that already passed ValidateApiPrompt's checks.
+Result<std::vector<std::string>> TopologicalOrderOfCheckedPrompt(const nlohmann::json& prompt);
 
 // ---- stitching ----------------------------------------------------------------------------
 
