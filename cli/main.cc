@@ -360,6 +360,7 @@ int RunCommand(const RunOptions& o) {
   context_options.max_ram_gb = o.max_ram_gb;
   discomfort::storage::Context context(context_options);
   discomfort::engine::LoopOptions loop;
+  loop.max_reports = 0;  // progress and --events stream them; a long run must not accumulate them
   std::vector<discomfort::engine::Stage> stages;
   const bool resuming = !o.resume_dir.empty();
   if (!o.plan_path.empty()) {

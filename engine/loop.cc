@@ -404,7 +404,10 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
     emit({{"event", "iteration_done"}, {"iteration", it}, {"seconds", report.seconds}, {"files", report.files},
           {"stages_run", report.stages_run}, {"stages_failed", report.stages_failed}});
     if (options.on_iteration) options.on_iteration(report);
-    result.reports.push_back(std::move(report));
+    if (options.max_reports > 0) {
+      if (result.reports.size() >= options.max_reports) result.reports.erase(result.reports.begin());
+      result.reports.push_back(std::move(report));
+    }
     if (options.checkpoint_every > 0 && (it + 1) % options.checkpoint_every == 0) {
       if (Status st = SaveCheckpoint(context_, options.checkpoint_dir, options.checkpoint_manifest, it + 1); !st.ok()) {
         return fail(WithLocation(st, it, "", ""));

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,6 +67,10 @@ struct LoopOptions {
   std::optional<Condition> until;      // checked after each iteration
   std::string output_dir;              // IMAGE outputs as PNG; empty: none written
   std::function<void(const IterationReport&)> on_iteration;
+  // LoopResult::reports keeps the last `max_reports` iterations' reports; older ones were
+  // delivered through on_iteration / on_event only. Unattended runs of many thousands of
+  // iterations set a bound (the CLI keeps none), so memory does not grow with the count.
+  size_t max_reports = std::numeric_limits<size_t>::max();
   // JSON events for monitors: run_start, iteration_start, workflow_done, stage_skipped,
   // stage_failed, iteration_done, run_done, error.
   std::function<void(const nlohmann::json&)> on_event;

@@ -348,7 +348,8 @@ class EngineHandle {
   py::dict Run(ContextHandle& py_context, const std::vector<std::pair<std::string, py::object>>& workflows, int iterations,
                py::object until, std::optional<std::string> output_dir, py::object on_iteration,
                py::object on_event, std::shared_ptr<CancelToken> cancel, int first_iteration,
-               std::optional<double> iteration_timeout, std::optional<double> interrupt_grace) {
+               std::optional<double> iteration_timeout, std::optional<double> interrupt_grace,
+               bool keep_reports) {
     if (workflows.empty()) throw py::value_error("workflows must be a non-empty list");
     if (iterations < 0) throw py::value_error("iterations must be >= 0");
     const json& object_info = ObjectInfo();
@@ -364,6 +365,7 @@ class EngineHandle {
     options.first_iteration = first_iteration;
     options.until = ConditionFrom(until, py_context);
     if (output_dir) options.output_dir = *output_dir;
+    if (!keep_reports) options.max_reports = 0;  // Discomfort.run() returns outputs only
     SetTimeouts(options, iteration_timeout, interrupt_grace);
     return RunStages(py_context, {std::move(stage)}, options, on_iteration, on_event, std::move(cancel));
   }
@@ -804,7 +806,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("output_dir") = py::none(), py::arg("on_iteration") = py::none(),
            py::arg("on_event") = py::none(), py::arg("cancel") = py::none(),
            py::arg("first_iteration") = 0, py::arg("iteration_timeout") = py::none(),
-           py::arg("interrupt_grace") = py::none())
+           py::arg("interrupt_grace") = py::none(), py::arg("keep_reports") = true)
       .def("run_plan", &EngineHandle::RunPlan, py::arg("context"), py::arg("plan"), py::kw_only(),
            py::arg("base_dir") = "", py::arg("iterations") = py::none(),
            py::arg("until") = py::none(), py::arg("output_dir") = py::none(),

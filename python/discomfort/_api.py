@@ -91,9 +91,10 @@ class Discomfort:
             for uid, value in (inputs or {}).items():
                 ctx.save(uid, value, use_ram=use_ram)
             loop = asyncio.get_running_loop()
+            # run() returns outputs only: no per-iteration reports kept for a long loop.
             result = await self._run_core(ctx, loaded, iterations, until, output_dir,
                                           _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
-                                          iteration_timeout, interrupt_grace)
+                                          iteration_timeout, interrupt_grace, keep_reports=False)
             outputs = result["outputs"]
             if not use_ram and not own_context:
                 for uid, value in outputs.items():
@@ -212,12 +213,13 @@ class Discomfort:
         return until
 
     async def _run_core(self, ctx: WorkflowContext, loaded, iterations, until, output_dir, on_iteration, on_event,
-                        cancel, iteration_timeout=None, interrupt_grace=None) -> Dict[str, Any]:
+                        cancel, iteration_timeout=None, interrupt_grace=None, keep_reports=True) -> Dict[str, Any]:
         return await self._submit(self._engine.run, ctx, loaded, iterations=iterations,
                                   until=self._core_until(until, ctx),
                                   output_dir=os.fspath(output_dir) if output_dir else None,
                                   on_iteration=on_iteration, on_event=on_event, cancel=cancel,
-                                  iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace)
+                                  iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
+                                  keep_reports=keep_reports)
 
     async def _submit(self, method, ctx: WorkflowContext, *args, cancel=None, **kwargs) -> Dict[str, Any]:
         token = cancel or core.CancelToken()

@@ -2,7 +2,9 @@
 // cancellation and image output.
 #include "engine/loop.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 
 #include <unistd.h>
 
@@ -88,6 +90,29 @@ TEST(LoopRunnerTest, WorkflowsRunInOrderAndSeeEarlierOutputsOfTheIteration) {
   std::set<uint64_t> versions;
   for (const auto& r : fake.requests) {
     for (const auto& [uid, v] : r.versions) EXPECT_TRUE(versions.insert(v).second) << uid << " " << v;
+  }
+}
+
+TEST(LoopRunnerTest, ReportsKeptAreBoundedByMaxReports) {
+  for (size_t max_reports : {size_t{0}, size_t{3}, std::numeric_limits<size_t>::max()}) {
+    FakeExecutor fake(AddBody(1));
+    storage::Context context;
+    ASSERT_TRUE(context.Put("a", storage::Value::Json(0)).ok());
+    LoopRunner runner(fake, context);
+    LoopOptions options;
+    options.iterations = 10;
+    options.max_reports = max_reports;
+    int delivered = 0;
+    options.on_iteration = [&](const IterationReport&) { ++delivered; };
+    auto result = runner.Run({Passing("a", "a", "wf", 0)}, options);
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_EQ(delivered, 10);  // every report still reaches on_iteration
+    const size_t kept = std::min<size_t>(max_reports, 10);
+    ASSERT_EQ(result->reports.size(), kept) << max_reports;
+    for (size_t i = 0; i < kept; ++i) {
+      EXPECT_EQ(result->reports[i].iteration, static_cast<int>(10 - kept + i));  // the last ones
+    }
+    EXPECT_EQ(result->outputs.at("a").json(), 10);
   }
 }
 
