@@ -18,7 +18,13 @@ using testing::Comfy;
 TEST(ComfyBridgeTest, ImportsComfyUIAsLibrary) {
   const json& info = Comfy().info();
   EXPECT_FALSE(info.value("comfyui_version", "").empty());
-  EXPECT_EQ(info.value("device", ""), "cpu");  // no GPU on the test machines
+  // ComfyUI's own choice: the CUDA device where torch sees one (the GPU variant), else the CPU.
+  const std::string device = info.value("device", "");
+  if (at::hasCUDA()) {
+    EXPECT_EQ(device.rfind("cuda", 0), 0u) << device;
+  } else {
+    EXPECT_EQ(device, "cpu");
+  }
   EXPECT_GT(info.value("node_count", 0), 100);
   EXPECT_FALSE(info.value("embedded_in_live_comfyui", true));
 }
