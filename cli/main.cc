@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <optional>
 #include <thread>
@@ -277,6 +278,7 @@ struct RunOptions {
   std::string resume_dir;  // set by `discomfort resume`
   std::optional<double> iteration_timeout;  // seconds; unset: the plan's, else none
   std::optional<double> interrupt_grace;
+  std::optional<int> save_every;  // unset: every iteration
 };
 
 std::string Absolute(const std::string& path) {
@@ -296,7 +298,8 @@ json RunManifest(const RunOptions& o) {
           {"max_ram_gb", o.max_ram_gb ? json(*o.max_ram_gb) : json(nullptr)},
           {"checkpoint_every", o.checkpoint_every},
           {"iteration_timeout", o.iteration_timeout ? json(*o.iteration_timeout) : json(nullptr)},
-          {"interrupt_grace", o.interrupt_grace ? json(*o.interrupt_grace) : json(nullptr)}};
+          {"interrupt_grace", o.interrupt_grace ? json(*o.interrupt_grace) : json(nullptr)},
+          {"save_every", o.save_every ? json(*o.save_every) : json(nullptr)}};
 }
 
 Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOptions& overrides) {
@@ -327,6 +330,10 @@ Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOpt
   o.interrupt_grace = overrides.interrupt_grace;
   if (!o.interrupt_grace && m.contains("interrupt_grace") && m["interrupt_grace"].is_number()) {
     o.interrupt_grace = m["interrupt_grace"].get<double>();
+  }
+  o.save_every = overrides.save_every;
+  if (!o.save_every && m.contains("save_every") && m["save_every"].is_number_integer()) {
+    o.save_every = m["save_every"].get<int>();
   }
   o.checkpoint_dir = dir;
   o.json_summary = overrides.json_summary;
@@ -413,6 +420,7 @@ int RunCommand(const RunOptions& o) {
   }
   if (o.iteration_timeout) loop.iteration_timeout = *o.iteration_timeout;
   if (o.interrupt_grace) loop.interrupt_grace = *o.interrupt_grace;
+  if (o.save_every) loop.save_every = *o.save_every;
   if (resuming) {
     auto checkpoint = discomfort::engine::LoadCheckpoint(o.resume_dir, context);
     if (!checkpoint.ok()) return Fail(checkpoint.status());
@@ -577,6 +585,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--until", run.until, "stop after the iteration where this condition holds, e.g. 'score > 0.9'");
   run_cmd->add_option("--set", run.sets, "unique_id=VALUE put into the context first (JSON literal, @image.png, @file.json, or text)");
   run_cmd->add_option("-o,--out", run.out_dir, "folder for IMAGE outputs, one PNG per iteration");
+  run_cmd->add_option("--save-every", run.save_every,
+                      "with --out, write the images of every K-th iteration only, and of the last one "
+                      "(0: the last iteration only; default 1)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   run_cmd->add_option("--events", run.events_path, "append JSON-lines events (iterations, nodes, timings, errors) to FILE");
   run_cmd->add_flag("--json", run.json_summary, "print the final OUTPUT values as one JSON object last on stdout");
   run_cmd->add_option("--max-ram-gb", run.max_ram_gb, "RAM budget of the context; tensors beyond it spill to disk");

@@ -202,6 +202,9 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
     }
   }
   const bool timed = options.iteration_timeout > 0;
+  if (options.save_every < 0) {
+    return Status(ErrorCode::kInvalidArgument, "save_every must be >= 0 (0: the last iteration only)");
+  }
   if (!options.output_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options.output_dir, ec);
@@ -221,6 +224,17 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
   LoopResult result;
   result.iterations_completed = options.first_iteration;
   ImageWriter images(options.output_dir);
+  // The last finished iteration's image outputs while they are not written yet (--save-every).
+  Pending unsaved;
+  int unsaved_iteration = -1;
+  auto write_images = [&](const Pending& outputs, int iteration, IterationReport* report) {
+    for (const auto& [uid, pv] : outputs) {
+      if (!pv.value.is_tensor() || !LooksLikeImage(pv.value.tensor())) continue;
+      auto names = images.Write(uid, iteration, pv.value.tensor());
+      if (report != nullptr) report->files.insert(report->files.end(), names.begin(), names.end());
+      result.files[uid] = std::move(names);
+    }
+  };
   emit({{"event", "run_start"}, {"iterations", options.iterations}, {"first_iteration", options.first_iteration}});
 
   for (int it = options.first_iteration; it < options.iterations; ++it) {
@@ -392,11 +406,14 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
     }
     if (Status st = images.Wait(); !st.ok()) return fail(WithLocation(st, it - 1, "", ""));
     if (!options.output_dir.empty()) {
-      for (auto& [uid, pv] : pending) {
-        if (!pv.value.is_tensor() || !LooksLikeImage(pv.value.tensor())) continue;
-        auto names = images.Write(uid, it, pv.value.tensor());
-        report.files.insert(report.files.end(), names.begin(), names.end());
-        result.files[uid] = std::move(names);
+      const bool last = it + 1 == options.iterations;
+      if (last || (options.save_every > 0 && (it + 1) % options.save_every == 0)) {
+        write_images(pending, it, &report);
+        unsaved.clear();
+        unsaved_iteration = -1;
+      } else {
+        unsaved = pending;  // tensors by pointer: no copy of the data
+        unsaved_iteration = it;
       }
     }
     report.seconds = SecondsSince(iteration_start);
@@ -424,6 +441,8 @@ Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const
       }
     }
   }
+  // Stopped by `until` between two saves: its last iteration is written too.
+  if (unsaved_iteration >= 0) write_images(unsaved, unsaved_iteration, nullptr);
   if (Status st = images.Wait(); !st.ok()) return fail(st);
   // Report every OUTPUT port's final value, including ones produced by earlier runs.
   for (const Stage& stage : stages) {

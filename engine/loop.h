@@ -66,6 +66,10 @@ struct LoopOptions {
   int iterations = 1;                  // the maximum with `until`
   std::optional<Condition> until;      // checked after each iteration
   std::string output_dir;              // IMAGE outputs as PNG; empty: none written
+  // With output_dir: IMAGE outputs are written at every K-th iteration ((it + 1) % K == 0) and
+  // always at the last iteration the run finishes (the count, or where `until` stopped it);
+  // 0 writes the last one only. A cancelled or failed run keeps the files written before it.
+  int save_every = 1;
   std::function<void(const IterationReport&)> on_iteration;
   // LoopResult::reports keeps the last `max_reports` iterations' reports; older ones were
   // delivered through on_iteration / on_event only. Unattended runs of many thousands of

@@ -3,8 +3,10 @@
 #include "engine/loop.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <limits>
+#include <set>
 
 #include <unistd.h>
 
@@ -192,6 +194,66 @@ TEST(LoopRunnerTest, ImageOutputsAreWrittenAsPngPerIteration) {
   EXPECT_NEAR(first->mean().item<double>(), 0.5, 1.0 / 255);
   EXPECT_NEAR(second->mean().item<double>(), 0.25, 1.0 / 255);
   std::filesystem::remove_all(dir);
+}
+
+// --save-every: only every K-th iteration's images and the last iteration's, also when `until`
+// stops the run between two saves; 0 writes the last only.
+TEST(LoopRunnerTest, SaveEveryWritesEveryKthAndTheLastIteration) {
+  namespace fs = std::filesystem;
+  struct Case {
+    int save_every;
+    int iterations;
+    const char* until;  // stop condition, or nullptr
+    std::set<std::string> expected;
+  };
+  const std::vector<Case> cases = {
+      {3, 7, nullptr, {"frame_00002.png", "frame_00005.png", "frame_00006.png"}},
+      {0, 7, nullptr, {"frame_00006.png"}},
+      {3, 7, "iteration >= 3", {"frame_00002.png", "frame_00003.png"}},
+      {1, 3, nullptr, {"frame_00000.png", "frame_00001.png", "frame_00002.png"}},
+  };
+  for (const Case& c : cases) {
+    const fs::path dir = fs::temp_directory_path() / ("discomfort-save-every-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    FakeExecutor fake([](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
+      ExecutionOutcome out;
+      out.outputs["frame"] = storage::Value::Tensor((r.inputs.at("frame").tensor() * 0.5).contiguous());
+      return out;
+    });
+    storage::Context context;
+    ASSERT_TRUE(context.Put("frame", storage::Value::Tensor(at::ones({1, 4, 4, 3}))).ok());
+    LoopRunner runner(fake, context);
+    LoopOptions options;
+    options.iterations = c.iterations;
+    options.output_dir = dir.string();
+    options.save_every = c.save_every;
+    if (c.until != nullptr) {
+      auto until = Condition::Parse(c.until);
+      ASSERT_TRUE(until.ok()) << until.status().ToString();
+      options.until = *until;
+    }
+    auto result = runner.Run({Passing("frame", "frame", "wf", 0)}, options);
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    std::set<std::string> written;
+    for (const auto& entry : fs::directory_iterator(dir)) written.insert(entry.path().filename().string());
+    EXPECT_EQ(written, c.expected) << "save_every " << c.save_every << (c.until ? " with until" : "");
+    // result.files names the last iteration's images, which hold the final value.
+    ASSERT_EQ(result->files.at("frame").size(), 1u);
+    EXPECT_EQ(fs::path(result->files.at("frame")[0]).filename().string(), *c.expected.rbegin());
+    auto last = ReadPngAsImage(result->files.at("frame")[0]);
+    ASSERT_TRUE(last.ok()) << last.status().ToString();
+    const double expected_mean = std::pow(0.5, result->iterations_completed);
+    EXPECT_NEAR(last->mean().item<double>(), expected_mean, 1.0 / 255);
+    fs::remove_all(dir);
+  }
+  LoopOptions bad;
+  bad.save_every = -1;
+  FakeExecutor fake([](const ExecutionRequest&) -> Result<ExecutionOutcome> { return ExecutionOutcome{}; });
+  storage::Context context;
+  LoopRunner runner(fake, context);
+  auto result = runner.Run({Passing("frame", "frame", "wf", 0)}, bad);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kInvalidArgument);
 }
 
 // Found by the reliability review (tests/reliability/faults.py kill9): the snapshot and run.json
