@@ -176,7 +176,7 @@ def misses(res):
             out.append(
                 f"**No worse than the plain Python loop**: the CLI is {100 * (r_plain - 1):.0f} % slower per iteration "
                 f"({ms(med['discomfort_cli'] - med['plain_python'])}); the Python package, the same engine without the CLI's "
-                f"per-iteration PNG encoding and event file, is at {med['discomfort_python'] / med['plain_python']:.2f}×. "
+                f"event file and progress lines, is at {med['discomfort_python'] / med['plain_python']:.2f}×. "
                 + ("The repeats' medians of the two overlap "
                    f"(CLI {', '.join(ms(x) for x in c['discomfort_cli']['repeat_medians_s'])}; plain "
                    f"{', '.join(ms(x) for x in c['plain_python']['repeat_medians_s'])}), so on this shared machine the "
@@ -264,7 +264,8 @@ def write_md(res, folder):
                  f"the whole process took {cli['process_wall_s']:.1f} s. ¹ Its CPU time per iteration is by difference of two "
                  f"processes (warm-up only vs warm-up + N): the start-up's CPU time varies by seconds on this shared "
                  f"machine, so this figure is not reliable and is left out of the headline.")
-        L.append("- The CLI also writes every iteration's PNG (`--out`, encoded off the execution thread); the others do not.")
+        L.append("- The CLI writes the last iteration's PNG only (`--out DIR --save-every 0`): the image the equality check "
+                 "reads; like the other contenders it encodes nothing per iteration. It does write its `--events` file.")
         L.append("- Nested server: stock `main.py --cpu` on 127.0.0.1 with its default cache, API nodes off, no front end; per "
                  "iteration = encode the image (base64 `torch.save` in a JSON envelope, as the original Discomfort's "
                  "inline mode) → fresh websocket → POST /prompt → wait for `executing` node=None → GET /history → decode. "

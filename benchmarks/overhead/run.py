@@ -49,7 +49,7 @@ def cli_process(work, seed, iterations, env):
     t0 = time.perf_counter()
     c0 = children_cpu()
     subprocess.run([CLI, "run", WORKFLOW, "--iterations", str(iterations), "--set", f"{PORT}=@{seed}", "--out", out,
-                    "--events", events, "--cpu", "--work-dir", os.path.join(work, "comfy")], env=env,
+                    "--save-every", "0", "--events", events, "--cpu", "--work-dir", os.path.join(work, "comfy")], env=env,
                    check=True, timeout=SUBPROCESS_TIMEOUT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return launch, time.perf_counter() - t0, children_cpu() - c0, events, out
 
