@@ -345,11 +345,16 @@ class EngineHandle {
     }
   }
 
+  static int CheckedSaveEvery(int save_every) {
+    if (save_every < 0) throw py::value_error("save_every must be >= 0 (0: the last iteration only)");
+    return save_every;
+  }
+
   py::dict Run(ContextHandle& py_context, const std::vector<std::pair<std::string, py::object>>& workflows, int iterations,
                py::object until, std::optional<std::string> output_dir, py::object on_iteration,
                py::object on_event, std::shared_ptr<CancelToken> cancel, int first_iteration,
                std::optional<double> iteration_timeout, std::optional<double> interrupt_grace,
-               bool keep_reports) {
+               bool keep_reports, int save_every) {
     if (workflows.empty()) throw py::value_error("workflows must be a non-empty list");
     if (iterations < 0) throw py::value_error("iterations must be >= 0");
     const json& object_info = ObjectInfo();
@@ -366,6 +371,7 @@ class EngineHandle {
     options.until = ConditionFrom(until, py_context);
     if (output_dir) options.output_dir = *output_dir;
     if (!keep_reports) options.max_reports = 0;  // Discomfort.run() returns outputs only
+    options.save_every = CheckedSaveEvery(save_every);
     SetTimeouts(options, iteration_timeout, interrupt_grace);
     return RunStages(py_context, {std::move(stage)}, options, on_iteration, on_event, std::move(cancel));
   }
@@ -375,7 +381,8 @@ class EngineHandle {
   py::dict RunPlan(ContextHandle& py_context, py::handle plan_doc, const std::string& base_dir,
                    std::optional<int> iterations, py::object until, std::optional<std::string> output_dir,
                    py::object on_iteration, py::object on_event, std::shared_ptr<CancelToken> cancel,
-                   std::optional<double> iteration_timeout, std::optional<double> interrupt_grace) {
+                   std::optional<double> iteration_timeout, std::optional<double> interrupt_grace,
+                   int save_every) {
     engine::LoopPlan plan = Unwrap(engine::ParseLoopPlan(ToJsonOrRaise(plan_doc, "a loop plan"), base_dir));
     auto load = [this](const std::string& path) -> Result<json> {
       DISCOMFORT_ASSIGN_OR_RETURN(json doc, graph::LoadJsonFile(path));
@@ -405,6 +412,7 @@ class EngineHandle {
     if (output_dir) options.output_dir = *output_dir;
     options.iteration_timeout = plan.iteration_timeout;
     options.interrupt_grace = plan.interrupt_grace;
+    options.save_every = CheckedSaveEvery(save_every);
     SetTimeouts(options, iteration_timeout, interrupt_grace);
     return RunStages(py_context, std::move(stages), options, on_iteration, on_event, std::move(cancel));
   }
@@ -806,13 +814,14 @@ PYBIND11_MODULE(_core, m) {
            py::arg("output_dir") = py::none(), py::arg("on_iteration") = py::none(),
            py::arg("on_event") = py::none(), py::arg("cancel") = py::none(),
            py::arg("first_iteration") = 0, py::arg("iteration_timeout") = py::none(),
-           py::arg("interrupt_grace") = py::none(), py::arg("keep_reports") = true)
+           py::arg("interrupt_grace") = py::none(), py::arg("keep_reports") = true,
+           py::arg("save_every") = 1)
       .def("run_plan", &EngineHandle::RunPlan, py::arg("context"), py::arg("plan"), py::kw_only(),
            py::arg("base_dir") = "", py::arg("iterations") = py::none(),
            py::arg("until") = py::none(), py::arg("output_dir") = py::none(),
            py::arg("on_iteration") = py::none(), py::arg("on_event") = py::none(),
            py::arg("cancel") = py::none(), py::arg("iteration_timeout") = py::none(),
-           py::arg("interrupt_grace") = py::none())
+           py::arg("interrupt_grace") = py::none(), py::arg("save_every") = 1)
       .def("sweep", &EngineHandle::Sweep, py::arg("context"), py::arg("workflows"), py::kw_only(),
            py::arg("grid") = std::vector<std::pair<std::string, py::object>>{},
            py::arg("images") = std::vector<std::string>{}, py::arg("iterations") = 1,

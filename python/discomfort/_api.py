@@ -63,7 +63,7 @@ class Discomfort:
                   on_iteration: Optional[Callable[[Dict[str, Any]], Any]] = None,
                   on_event: Optional[Callable[[Dict[str, Any]], Any]] = None,
                   cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
-                  interrupt_grace: Optional[float] = None) -> Dict[str, Any]:
+                  interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
         """Runs ``workflows`` (paths or dicts, UI or API format) in order, ``iterations`` times, and
         returns {unique_id: value} for every OUTPUT port: tensors and live objects by reference.
 
@@ -73,7 +73,8 @@ class Discomfort:
 
         Beyond the original: ``until`` (a condition over context scalars such as
         ``"score > 0.9 && iteration >= 3"``, checked after each iteration), ``output_dir`` (IMAGE
-        outputs as PNG per iteration), ``on_iteration`` / ``on_event`` callbacks (plain functions run
+        outputs as PNG per iteration; with ``save_every=K`` only every K-th iteration's and the
+        last one's, 0: the last only), ``on_iteration`` / ``on_event`` callbacks (plain functions run
         on the engine thread; coroutine functions are scheduled on this event loop), ``cancel`` (a
         CancelToken). Cancelling the awaiting task interrupts ComfyUI at the next node and raises
         asyncio.CancelledError. ``iteration_timeout`` (seconds) interrupts an iteration that runs
@@ -94,7 +95,8 @@ class Discomfort:
             # run() returns outputs only: no per-iteration reports kept for a long loop.
             result = await self._run_core(ctx, loaded, iterations, until, output_dir,
                                           _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
-                                          iteration_timeout, interrupt_grace, keep_reports=False)
+                                          iteration_timeout, interrupt_grace, keep_reports=False,
+                                          save_every=save_every)
             outputs = result["outputs"]
             if not use_ram and not own_context:
                 for uid, value in outputs.items():
@@ -108,25 +110,26 @@ class Discomfort:
                            iterations: int = 1, until: Optional[str] = None, output_dir: Optional[str] = None,
                            on_iteration: Optional[Callable] = None, on_event: Optional[Callable] = None,
                            cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
-                           interrupt_grace: Optional[float] = None) -> Dict[str, Any]:
+                           interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
         """Like run, returning {outputs, files, iterations_completed, stopped_by_until, reports}."""
         self._check_open()
         loop = asyncio.get_running_loop()
         return await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
                                     _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
-                                    iteration_timeout, interrupt_grace)
+                                    iteration_timeout, interrupt_grace, save_every=save_every)
 
     async def run_plan(self, plan: Union[str, os.PathLike, Dict[str, Any]], *, context: Optional[WorkflowContext] = None,
                        iterations: Optional[int] = None, until: Union[None, str, Callable[[WorkflowContext], bool]] = None,
                        output_dir: Optional[str] = None, on_iteration: Optional[Callable] = None,
                        on_event: Optional[Callable] = None, cancel: Optional["core.CancelToken"] = None,
                        iteration_timeout: Optional[float] = None,
-                       interrupt_grace: Optional[float] = None) -> Dict[str, Any]:
+                       interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
         """Runs a loop plan (a PLAN.json path or the same structure as a dict: stages with ``when``
         conditions and error policies, ``until``, ``max_iterations``, ``inputs``; see the README).
         Returns {outputs, files, iterations_completed, stopped_by_until, reports}. ``until`` may
         override the plan's condition, as an expression or a callable taking the context;
-        ``iteration_timeout`` / ``interrupt_grace`` override the plan's fields of those names."""
+        ``iteration_timeout`` / ``interrupt_grace`` override the plan's fields of those names;
+        ``save_every`` as in run."""
         self._check_open()
         base_dir = ""
         if isinstance(plan, (str, os.PathLike)):
@@ -142,7 +145,8 @@ class Discomfort:
                                       output_dir=os.fspath(output_dir) if output_dir else None,
                                       on_iteration=_threadsafe(on_iteration, loop),
                                       on_event=_threadsafe(on_event, loop), cancel=cancel,
-                                      iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace)
+                                      iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
+                                      save_every=save_every)
         finally:
             if own_context:
                 ctx.shutdown()
@@ -213,13 +217,14 @@ class Discomfort:
         return until
 
     async def _run_core(self, ctx: WorkflowContext, loaded, iterations, until, output_dir, on_iteration, on_event,
-                        cancel, iteration_timeout=None, interrupt_grace=None, keep_reports=True) -> Dict[str, Any]:
+                        cancel, iteration_timeout=None, interrupt_grace=None, keep_reports=True,
+                        save_every=1) -> Dict[str, Any]:
         return await self._submit(self._engine.run, ctx, loaded, iterations=iterations,
                                   until=self._core_until(until, ctx),
                                   output_dir=os.fspath(output_dir) if output_dir else None,
                                   on_iteration=on_iteration, on_event=on_event, cancel=cancel,
                                   iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
-                                  keep_reports=keep_reports)
+                                  keep_reports=keep_reports, save_every=save_every)
 
     async def _submit(self, method, ctx: WorkflowContext, *args, cancel=None, **kwargs) -> Dict[str, Any]:
         token = cancel or core.CancelToken()

@@ -85,6 +85,27 @@ def test_until_condition_and_output_dir(d, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["image_00000.png", "image_00001.png", "image_00002.png"]
 
 
+def test_save_every_writes_every_kth_and_the_last_iteration(d, tmp_path):
+    wf = counter_workflow(1)
+    wf["5"] = {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 0}}
+    wf["6"] = port("image", link("5"))
+    every_3, last_only, until = tmp_path / "every_3", tmp_path / "last_only", tmp_path / "until"
+    with d.Context() as ctx:
+        ctx.save("counter", 0)
+        asyncio.run(d.run([wf], context=ctx, iterations=7, output_dir=str(every_3), save_every=3))
+        asyncio.run(d.run([wf], context=ctx, iterations=7, output_dir=str(last_only), save_every=0))
+        # `until` stops at iteration 4 (counter 14 -> 19), between two saves: the last one is written too.
+        report = asyncio.run(d.run_detailed([wf], context=ctx, iterations=50, until="counter >= 19",
+                                            output_dir=str(until), save_every=3))
+    assert sorted(os.listdir(every_3)) == ["image_00002.png", "image_00005.png", "image_00006.png"]
+    assert sorted(os.listdir(last_only)) == ["image_00006.png"]
+    assert report["iterations_completed"] == 5
+    assert sorted(os.listdir(until)) == ["image_00002.png", "image_00004.png"]
+    assert report["files"]["image"] == [str(until / "image_00004.png")]
+    with pytest.raises(ValueError, match="save_every"):
+        asyncio.run(d.run([wf], inputs={"counter": 0}, iterations=1, save_every=-1))
+
+
 def test_event_loop_stays_responsive_and_async_callbacks_run_on_it(d):
     async def main():
         ticks = 0
