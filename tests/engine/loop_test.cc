@@ -170,14 +170,19 @@ TEST(LoopRunnerTest, CancelStopsBetweenExecutionsKeepingFinishedIterations) {
   EXPECT_EQ(context.Get("a")->json(), 2);
 }
 
-TEST(LoopRunnerTest, ImageOutputsAreWrittenAsPngPerIteration) {
-  const auto dir = std::filesystem::temp_directory_path() / ("discomfort-loop-png-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  FakeExecutor fake([](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
+// The IMAGE under `frame`, halved: iteration k's output has mean 0.5^(k+1) from an all-ones start.
+FakeExecutor::Body HalvesTheFrame() {
+  return [](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
     ExecutionOutcome out;
     out.outputs["frame"] = storage::Value::Tensor((r.inputs.at("frame").tensor() * 0.5).contiguous());
     return out;
-  });
+  };
+}
+
+TEST(LoopRunnerTest, ImageOutputsAreWrittenAsPngPerIteration) {
+  const auto dir = std::filesystem::temp_directory_path() / ("discomfort-loop-png-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  FakeExecutor fake(HalvesTheFrame());
   storage::Context context;
   ASSERT_TRUE(context.Put("frame", storage::Value::Tensor(at::ones({1, 5, 7, 3}))).ok());
   LoopRunner runner(fake, context);
@@ -215,11 +220,7 @@ TEST(LoopRunnerTest, SaveEveryWritesEveryKthAndTheLastIteration) {
   for (const Case& c : cases) {
     const fs::path dir = fs::temp_directory_path() / ("discomfort-save-every-" + std::to_string(::getpid()));
     fs::remove_all(dir);
-    FakeExecutor fake([](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
-      ExecutionOutcome out;
-      out.outputs["frame"] = storage::Value::Tensor((r.inputs.at("frame").tensor() * 0.5).contiguous());
-      return out;
-    });
+    FakeExecutor fake(HalvesTheFrame());
     storage::Context context;
     ASSERT_TRUE(context.Put("frame", storage::Value::Tensor(at::ones({1, 4, 4, 3}))).ok());
     LoopRunner runner(fake, context);
