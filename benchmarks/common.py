@@ -124,3 +124,39 @@ SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 def now() -> float:
     return time.perf_counter()
+
+
+def import_comfyui(work: str):
+    """ComfyUI imported as a library, prepared as its main.py would (CPU, no metadata, extra model
+    paths), its output/temp/input/user folders under `work`, the built-in extra nodes loaded (no
+    custom or API nodes). Returns the `nodes` and `execution` modules."""
+    import asyncio
+    import sys
+    sys.path.insert(0, comfyui_path())
+    import comfy.options  # noqa: F401  (argument parsing stays off)
+    from comfy.cli_args import args
+    args.cpu = True
+    args.disable_metadata = True
+    import utils.extra_config  # noqa: F401  (before nodes, as main.py does)
+    import folder_paths
+    for name, setter in (("output", folder_paths.set_output_directory), ("temp", folder_paths.set_temp_directory),
+                         ("input", folder_paths.set_input_directory), ("user", folder_paths.set_user_directory)):
+        path = os.path.join(work, name)
+        os.makedirs(path, exist_ok=True)
+        setter(path)
+    import nodes
+    import execution
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+    return nodes, execution
+
+
+def run_prompt(execution, executor, workflow: dict, prompt_id: str) -> None:
+    """What ComfyUI's server does per queued prompt: validate_prompt, then execute; exits on failure."""
+    import asyncio
+    prompt = json.loads(json.dumps(workflow))  # validate_prompt mutates its argument
+    ok, err, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+    if not ok:
+        raise SystemExit(f"invalid prompt {prompt_id}: {err} {node_errors}")
+    executor.execute(prompt, prompt_id, {}, outputs)
+    if not executor.success:
+        raise SystemExit(f"prompt {prompt_id} failed: {executor.status_messages[-1:]}")

@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import workflows as W  # noqa: E402
-from common import comfyui_path  # noqa: E402
+from common import import_comfyui, run_prompt  # noqa: E402
 
 NODES = os.path.join(HERE, "bench_nodes.py")
 
@@ -52,22 +52,7 @@ async def discomfort_python(a):
 
 
 def plain_python(a):
-    root = comfyui_path()
-    sys.path.insert(0, root)
-    import comfy.options  # noqa: F401  (argument parsing stays off)
-    from comfy.cli_args import args
-    args.cpu = True
-    args.disable_metadata = True
-    import utils.extra_config  # noqa: F401  (before nodes, as main.py does)
-    import folder_paths
-    for name, setter in (("output", folder_paths.set_output_directory), ("temp", folder_paths.set_temp_directory),
-                         ("input", folder_paths.set_input_directory), ("user", folder_paths.set_user_directory)):
-        path = os.path.join(a.work, name)
-        os.makedirs(path, exist_ok=True)
-        setter(path)
-    import nodes
-    import execution
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+    nodes, execution = import_comfyui(a.work)
     import bench_nodes
     nodes.NODE_CLASS_MAPPINGS.update(bench_nodes.NODE_CLASS_MAPPINGS)
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "overhead"))
@@ -85,13 +70,7 @@ def plain_python(a):
         return {"class_type": "BenchDictSave", "inputs": {"value": src, "key": uid}}
 
     def execute(wf, pid):
-        prompt = json.loads(json.dumps(wf))  # validate_prompt mutates its argument
-        ok, err, outputs, node_errors = asyncio.run(execution.validate_prompt(pid, prompt, None))
-        if not ok:
-            raise SystemExit(f"invalid prompt: {err} {node_errors}")
-        executor.execute(prompt, pid, {}, outputs)
-        if not executor.success:
-            raise SystemExit(f"prompt {pid} failed: {executor.status_messages[-1:]}")
+        run_prompt(execution, executor, wf, pid)
 
     times = []
     for i in range(a.iterations):

@@ -7,7 +7,6 @@ loop-carried image lives in a dict: a tiny loader node reads it, a tiny output n
 """
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -17,7 +16,7 @@ T_LAUNCH = time.time()
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from common import comfyui_path, load_rgb_float  # noqa: E402
+from common import import_comfyui, load_rgb_float, run_prompt  # noqa: E402
 from workflow import PORT, with_loader_saver  # noqa: E402
 
 STATE = {}      # the loop-carried values
@@ -81,23 +80,8 @@ def main():
     ap.add_argument("--final", required=True)
     a = ap.parse_args()
 
-    root = comfyui_path()
-    sys.path.insert(0, root)
-    import comfy.options  # noqa: F401  (argument parsing stays off)
-    from comfy.cli_args import args
-    args.cpu = True
-    args.disable_metadata = True
-    import utils.extra_config  # noqa: F401  (before nodes, as main.py does)
-    import folder_paths
-    for name, setter in (("output", folder_paths.set_output_directory), ("temp", folder_paths.set_temp_directory),
-                         ("input", folder_paths.set_input_directory), ("user", folder_paths.set_user_directory)):
-        path = os.path.join(a.work, name)
-        os.makedirs(path, exist_ok=True)
-        setter(path)
+    nodes, execution = import_comfyui(a.work)
     import torch
-    import nodes
-    import execution
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
     nodes.NODE_CLASS_MAPPINGS.update({"BenchDictLoad": DictLoad, "BenchDictSave": DictSave})
     executor = execution.PromptExecutor(Server(), cache_type=execution.CacheType.CLASSIC,
                                         cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
@@ -110,13 +94,7 @@ def main():
         if i == a.warmup:
             cpu0 = time.process_time()
         t0 = time.perf_counter()
-        prompt = json.loads(json.dumps(template))  # validate_prompt mutates its argument
-        ok, err, outputs, node_errors = asyncio.run(execution.validate_prompt(str(i), prompt, None))
-        if not ok:
-            raise SystemExit(f"invalid prompt: {err} {node_errors}")
-        executor.execute(prompt, str(i), {}, outputs)
-        if not executor.success:
-            raise SystemExit(f"iteration {i} failed: {executor.status_messages[-1:]}")
+        run_prompt(execution, executor, template, str(i))
         times.append(time.perf_counter() - t0)
     cpu = (time.process_time() - cpu0) / a.iterations
     final = STATE[PORT]
