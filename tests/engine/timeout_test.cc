@@ -65,6 +65,15 @@ FakeExecutor::Body InterruptibleHangAt(FakeExecutor** self, int hang_at) {
   };
 }
 
+// A loop of `iterations` with a per-iteration limit and an interrupt grace, in seconds.
+LoopOptions Timed(int iterations, double limit, double grace = 10) {
+  LoopOptions options;
+  options.iterations = iterations;
+  options.iteration_timeout = limit;
+  options.interrupt_grace = grace;
+  return options;
+}
+
 TEST(IterationTimeoutTest, AnInterruptibleNodeIsInterruptedAndTheRunEndsWithATimeout) {
   FakeExecutor* self = nullptr;
   FakeExecutor fake(InterruptibleHangAt(&self, 2));
@@ -72,10 +81,7 @@ TEST(IterationTimeoutTest, AnInterruptibleNodeIsInterruptedAndTheRunEndsWithATim
   storage::Context context;
   ASSERT_TRUE(context.Put("counter", storage::Value::Json(0)).ok());
   LoopRunner runner(fake, context);
-  LoopOptions options;
-  options.iterations = 5;
-  options.iteration_timeout = 0.3;
-  options.interrupt_grace = 5;
+  LoopOptions options = Timed(5, 0.3, 5);
   std::vector<json> events;
   options.on_event = [&events](const json& e) { events.push_back(e); };
   const auto start = Clock::now();
@@ -125,10 +131,7 @@ TEST(IterationTimeoutTest, ANodeIgnoringTheInterruptIsAbandonedAfterTheGracePeri
   storage::Context context;
   ASSERT_TRUE(context.Put("counter", storage::Value::Json(0)).ok());
   LoopRunner runner(fake, context);
-  LoopOptions options;
-  options.iterations = 4;
-  options.iteration_timeout = 0.2;
-  options.interrupt_grace = 0.3;
+  LoopOptions options = Timed(4, 0.2, 0.3);
   std::atomic<int> events{0};
   options.on_event = [&events](const json&) { events.fetch_add(1); };
   const auto start = Clock::now();
@@ -180,9 +183,7 @@ TEST(IterationTimeoutTest, FastIterationsUnderALimitRunNormally) {
   storage::Context context;
   ASSERT_TRUE(context.Put("counter", storage::Value::Json(0)).ok());
   LoopRunner runner(fake, context);
-  LoopOptions options;
-  options.iterations = 50;
-  options.iteration_timeout = 5;
+  LoopOptions options = Timed(50, 5);
   auto result = runner.Run({Counter()}, options);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(context.Get("counter")->json(), 50);
@@ -209,9 +210,7 @@ TEST(IterationTimeoutTest, ATimeoutIsNotRetriedOrSkippedAndLeavesACheckpoint) {
   Stage skipping = stage;
   skipping.name = "skipping";
   skipping.on_error = ErrorPolicy::kSkip;
-  LoopOptions options;
-  options.iterations = 10;
-  options.iteration_timeout = 0.2;
+  LoopOptions options = Timed(10, 0.2);
   options.checkpoint_every = 100;  // only the one written when the run ends early
   options.checkpoint_dir = dir.string();
   for (const Stage& s : {stage, skipping}) {
@@ -238,9 +237,7 @@ TEST(IterationTimeoutTest, CancellingDuringATimedExecutionInterruptsIt) {
   storage::Context context;
   ASSERT_TRUE(context.Put("counter", storage::Value::Json(0)).ok());
   LoopRunner runner(fake, context);
-  LoopOptions options;
-  options.iterations = 3;
-  options.iteration_timeout = 60;
+  LoopOptions options = Timed(3, 60);
   options.cancel = &cancel;
   std::thread canceller([&cancel] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
