@@ -345,6 +345,17 @@ class EngineHandle {
     }
   }
 
+  // Runs `body(executor, context)` with the GIL released and the process's one execution slot
+  // held: ComfyUI's executor state is global, so loops and sweeps from any handle take turns.
+  template <typename Body>
+  auto WithExecutor(ContextHandle& py_context, Body body) {
+    std::shared_ptr<storage::Context> context = py_context.get();
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(g_execution_mu);
+    SaltedExecutor executor(*bridge_, py_context.serial());
+    return body(executor, *context);
+  }
+
   static int CheckedSaveEvery(int save_every) {
     if (save_every < 0) throw py::value_error("save_every must be >= 0 (0: the last iteration only)");
     return save_every;
@@ -483,15 +494,10 @@ class EngineHandle {
         cancel->Cancel();
       }
     };
-    std::shared_ptr<storage::Context> context = py_context.get();
-    Result<engine::SweepResult> summary = Status(ErrorCode::kInternal, "not run");
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(g_execution_mu);
-      SaltedExecutor executor(*bridge_, py_context.serial());
-      engine::SweepRunner runner(executor, *context);
-      summary = runner.Run(prepared, points, options);
-    }
+    Result<engine::SweepResult> summary =
+        WithExecutor(py_context, [&](engine::Executor& executor, storage::Context& context) {
+          return engine::SweepRunner(executor, context).Run(prepared, points, options);
+        });
     if (callback_error) throw std::move(*callback_error);
     engine::SweepResult done = Unwrap(std::move(summary));
     py::list points_out;
@@ -581,15 +587,10 @@ class EngineHandle {
       options.on_event = [&](const json& event) { call_back(on_event, [&event] { return bridge::JsonToPython(event); }); };
     }
 
-    std::shared_ptr<storage::Context> context = py_context.get();
-    Result<engine::LoopResult> result = Status(ErrorCode::kInternal, "not run");
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(g_execution_mu);
-      SaltedExecutor executor(*bridge_, py_context.serial());
-      engine::LoopRunner runner(executor, *context);
-      result = runner.RunStages(stages, options);
-    }
+    Result<engine::LoopResult> result =
+        WithExecutor(py_context, [&](engine::Executor& executor, storage::Context& context) {
+          return engine::LoopRunner(executor, context).RunStages(stages, options);
+        });
     if (callback_error) throw std::move(*callback_error);
     engine::LoopResult loop = Unwrap(std::move(result));
     py::dict outputs;
