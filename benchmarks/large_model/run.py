@@ -89,6 +89,18 @@ def count_reads(path):
         return sum(1 for line in f if line.strip() == W.CHECKPOINT)
 
 
+def run_measured(cmd, work, env, name):
+    """Runs one contender's process to completion (stderr to WORK/stderr.log) and returns its peak RSS."""
+    with open(os.path.join(work, "stderr.log"), "w") as err:
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        rss = PeakRss(p.pid)
+        rc = p.wait(timeout=TIMEOUT)
+    peak = rss.stop()
+    if rc != 0:
+        raise RuntimeError(f"{name} exited {rc}; see {err.name}")
+    return peak
+
+
 def run_cli(work, scenario, n, files, env):
     os.makedirs(work, exist_ok=True)
     events, out = os.path.join(work, "events.jsonl"), os.path.join(work, "out")
@@ -97,13 +109,7 @@ def run_cli(work, scenario, n, files, env):
     cmd += ["--iterations", str(n), "--out", out, "--events", events, "--cpu", "--work-dir",
             os.path.join(work, "comfy"), "--nodes", os.path.join(HERE, "bench_nodes.py")]
     launch = time.time()
-    with open(os.path.join(work, "stderr.log"), "w") as err:
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        rss = PeakRss(p.pid)
-        rc = p.wait(timeout=TIMEOUT)
-    peak = rss.stop()
-    if rc != 0:
-        raise RuntimeError(f"discomfort CLI exited {rc}; see {err.name}")
+    peak = run_measured(cmd, work, env, "discomfort CLI")
     ev = [json.loads(line) for line in open(events)]
     start = next(e for e in ev if e["event"] == "run_start")
     done = [e for e in ev if e["event"] == "iteration_done"]
@@ -118,13 +124,7 @@ def run_inproc(contender, work, scenario, n, env):
     result, final = os.path.join(work, "result.json"), os.path.join(work, "final.npy")
     cmd = [PYTHON, os.path.join(HERE, "inproc.py"), "--contender", contender, "--scenario", scenario,
            "--iterations", str(n), "--work", os.path.join(work, "comfy"), "--result", result, "--final", final]
-    with open(os.path.join(work, "stderr.log"), "w") as err:
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        rss = PeakRss(p.pid)
-        rc = p.wait(timeout=TIMEOUT)
-    peak = rss.stop()
-    if rc != 0:
-        raise RuntimeError(f"{contender} exited {rc}; see {err.name}")
+    peak = run_measured(cmd, work, env, contender)
     r = json.load(open(result))
     r["first_iteration_done_s"] = r["ready"] - r["launch"] + r["iteration_s"][0]
     r["peak_rss_bytes"] = max(peak, r.get("peak_rss_bytes", 0))
