@@ -39,15 +39,6 @@ ContextOptions ReadOptions(const ScratchDir& scratch, FileSystem* fs = nullptr) 
   return options;
 }
 
-// Drops the file's pages from the page cache (written back first), so reads go to the disk.
-void DropCache(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  ::fdatasync(fd);
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  ::close(fd);
-}
-
 TEST(ReloadTest, ReadModeGivesExactBytesInFreshMemoryAndFreesTheFile) {
   ScratchDir scratch;
   Context context(ReadOptions(scratch));
@@ -55,7 +46,7 @@ TEST(ReloadTest, ReadModeGivesExactBytesInFreshMemoryAndFreesTheFile) {
   ASSERT_TRUE(context.Put("x", Value::Tensor(original)).ok());
   ASSERT_TRUE(OnDisk(context, "x"));
   const std::string path = context.Info("x")->spill_path;
-  DropCache(path);  // the direct-I/O path
+  testing::DropCache(path);  // the direct-I/O path
 
   auto back = context.Get("x");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -108,7 +99,7 @@ TEST(ReloadTest, ParallelChunkedReadMatchesTheMappedFile) {
   at::Tensor a = Odd(1'000'003);
   at::Tensor b = at::randint(0, 255, {77, 1001}, at::kByte);
   ASSERT_TRUE(WriteSafetensors(*FileSystem::Default(), path, {{"a", a}, {"b", b}}).ok());
-  DropCache(path);
+  testing::DropCache(path);
   for (int threads : {1, 3, 8}) {
     SafetensorsReadOptions read;
     read.load = SafetensorsLoad::kRead;
@@ -130,7 +121,7 @@ TEST(ReloadTest, DirectReadBypassesThePageCache) {
   std::string bytes(3 * 1024 * 1024 + 123, '\0');
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + i / 4096);
   testing::WriteText(path, bytes);
-  DropCache(path);
+  testing::DropCache(path);
   ReadOpenOptions open_options;
   open_options.direct_io = true;
   auto file = FileSystem::Default()->OpenForRead(path, open_options);

@@ -1,6 +1,7 @@
 // Helpers shared by the storage tests (not a test file itself: only *_test.cc are globbed).
 #pragma once
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,6 +63,15 @@ inline ContextOptions BudgetOptions(uint64_t budget_bytes, const std::string& te
 }
 
 // std::filesystem is avoided: the venv's libtorch.so exports broken copies of its functions.
+// Drops the file's pages from the page cache (written back first), so the next read goes to the disk.
+inline void DropCache(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
 inline bool Exists(const std::string& path) { return FileSystem::Default()->Exists(path); }
 inline void MakeDirs(const std::string& path) { FileSystem::Default()->CreateDir(path); }
 inline void Remove(const std::string& path) { FileSystem::Default()->RemoveAll(path); }

@@ -29,17 +29,9 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-void DropCache(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  ::fdatasync(fd);
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  ::close(fd);
-}
-
 // Cold sequential read() of the whole file into one reused 64 MiB buffer; seconds.
 double ColdRead(const std::string& path) {
-  DropCache(path);
+  testing::DropCache(path);
   std::vector<char> buffer(size_t{64} << 20);
   auto start = std::chrono::steady_clock::now();
   int fd = ::open(path.c_str(), O_RDONLY);
@@ -80,7 +72,7 @@ TEST(ThroughputTest, DISABLED_SpillAndReloadOfOneLargeTensor) {
       ASSERT_EQ(::link(path.c_str(), link.c_str()), 0);
       const bool reload_first = round % 2 == 0;
       double cold_read = reload_first ? 0 : ColdRead(link);
-      DropCache(path);
+      testing::DropCache(path);
 
       start = std::chrono::steady_clock::now();
       auto back = context.Get("big");
