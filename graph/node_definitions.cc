@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "graph/prompt_text.h"
 #include "graph/workflow.h"
 
 namespace discomfort::graph {
@@ -295,6 +296,7 @@ Result<NodeDef> NodeDefinitions::BuildDef(const std::string& class_type, const j
     legacy.insert(legacy.end(), seed_like ? 2 : 1, in.force_input);
   }
   if (any_forced) def.legacy_slot_is_forced = std::move(legacy);
+  def.save_node = IsSaveNodeType(class_type);
 
   const json& outputs = JsonMember(entry, "output", JsonEmptyArray());
   if (!outputs.is_array()) return DefError(class_type, "'output' must be an array");

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -39,7 +40,9 @@ struct WidgetSpec {
   // V3 DynamicCombo: per option key, the widgets that option adds right after this one, named
   // "<combo>.<input>" (the backend's finalize_prefix names).
   std::vector<std::pair<std::string, std::vector<WidgetSpec>>> dynamic_options;
-  bool IsNumeric() const { return type == "INT" || type == "FLOAT"; }
+  bool IsNumeric() const {
+    return type == std::string_view("INT") || type == std::string_view("FLOAT");
+  }
 };
 
 struct NodeDef {
@@ -56,6 +59,7 @@ struct NodeDef {
   // seed-like one): per saved slot, whether it belongs to a forceInput input. Empty when no
   // input is forceInput. Computed once here instead of per node converted.
   std::vector<bool> legacy_slot_is_forced;
+  bool save_node = false;  // IsSaveNodeType(name): its filename_prefix is templated at queue time
 
   const InputSpec* FindInput(const std::string& input_name) const;
   const WidgetSpec* FindWidget(const std::string& widget_name) const;

@@ -4,15 +4,18 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string_view>
 #include <unordered_set>
 
 #include "graph/api_prompt.h"
+#include "graph/parallel.h"
 #include "graph/prompt_text.h"
 
 namespace discomfort::graph {
 namespace {
 
 using nlohmann::json;
+using namespace std::string_view_literals;
 
 // Deeper than any sane chain of reroutes/bypasses/subgraph boundaries: a loop in the links.
 // Link hops followed before a chain counts as a loop. 4096 overflowed an 8 MiB stack under
@@ -24,15 +27,37 @@ bool IsControlValue(const json& v) {
   if (v.is_boolean()) return true;  // 2023 saves: the old "randomize" checkbox
   if (!v.is_string()) return false;
   const std::string s = v.get<std::string>();
-  return s == "fixed" || s == "increment" || s == "decrement" || s == "randomize" ||
-         s == "increment-wrap";
+  return s == "fixed"sv || s == "increment"sv || s == "decrement"sv || s == "randomize"sv ||
+         s == "increment-wrap"sv;
 }
 
 json WrapForPrompt(const json& v, bool curve = false) {
   if (!v.is_array()) return v;
+  json wrapped(json::value_t::object);
   // executionUtil.ts: curve widgets tell the backend the list's type.
-  if (curve) return json{{"__type__", "CURVE"}, {"__value__", v}};
-  return json{{"__value__", v}};
+  if (curve) wrapped.get_ref<json::object_t&>().emplace("__type__", "CURVE");
+  wrapped.get_ref<json::object_t&>().emplace("__value__", v);
+  return wrapped;
+}
+
+// {"inputs": ..., "class_type": ...} built member by member: nlohmann's initializer-list
+// constructor builds a temporary two-element array per member, which cost an eighth of a
+// conversion.
+json PromptEntry(json inputs, const std::string& class_type) {
+  json entry(json::value_t::object);
+  auto& members = entry.get_ref<json::object_t&>();
+  members.emplace("inputs", std::move(inputs));
+  members.emplace("class_type", class_type);
+  return entry;
+}
+
+json LinkValue(std::string node_id, int slot) {
+  json link(json::value_t::array);
+  auto& items = link.get_ref<json::array_t&>();
+  items.reserve(2);
+  items.emplace_back(std::move(node_id));
+  items.emplace_back(slot);
+  return link;
 }
 
 // A widget's value as a reference into the definitions or the workflow (copied once, into the
@@ -66,6 +91,9 @@ struct GroupWidget {
   int control_slots = 0;
 };
 struct GroupDef {
+  // The nodes' JSON, which graph's nodes borrow from. A moved json keeps its heap contents where
+  // they are, so the vector may grow.
+  std::vector<json> documents;
   UiGraph graph;
   std::vector<GroupWidget> widgets;
 };
@@ -76,7 +104,7 @@ class Converter {
       : wf_(wf), defs_(defs), options_(options) {}
 
   Result<json> Run() {
-    for (const auto& [name, def] : wf_.group_nodes.items()) {
+    for (const auto& [name, def] : wf_.group_nodes->items()) {
       auto group = BuildGroupDef(name, def);
       if (!group.ok()) return group.TakeStatus();
       groups_.emplace(name, std::move(group).value());
@@ -84,10 +112,17 @@ class Converter {
     DISCOMFORT_RETURN_IF_ERROR(Expand(wf_.root, nullptr, 0));
     emitted_.reserve(order_.size());
     for (const Dto& dto : order_) emitted_.insert(dto.exec_id);
-    json output = json::object();
+    std::vector<json> entries(order_.size());
+    std::vector<std::vector<std::string>> template_inputs(order_.size());
+    DISCOMFORT_RETURN_IF_ERROR(ForEachIndex(order_.size(), [&](size_t i) -> Status {
+      DISCOMFORT_ASSIGN_OR_RETURN(entries[i], Emit(i, &template_inputs[i]));
+      return Status::Ok();
+    }));
+    json output(json::value_t::object);
+    auto& members = output.get_ref<json::object_t&>();
     for (size_t i = 0; i < order_.size(); ++i) {
-      DISCOMFORT_ASSIGN_OR_RETURN(json entry, Emit(i));
-      output[order_[i].exec_id] = std::move(entry);
+      members.insert_or_assign(order_[i].exec_id, std::move(entries[i]));
+      for (std::string& input : template_inputs[i]) templates_.push_back({i, std::move(input)});
     }
     DISCOMFORT_RETURN_IF_ERROR(ApplyTemplates(&output));
     return output;
@@ -139,8 +174,8 @@ class Converter {
   Status AssignWidget(const Dto& dto, const WidgetSpec& spec, const json& v, size_t index,
                       WidgetValue* out) const {
     if (v.is_null()) {
-      if (spec.IsNumeric()) return Status::Ok();      // null numbers keep their default
-      if (spec.type == "COMBO") return Status::Ok();  // a null combo becomes options[0]
+      if (spec.IsNumeric()) return Status::Ok();        // null numbers keep their default
+      if (spec.type == "COMBO"sv) return Status::Ok();  // a null combo becomes options[0]
       out->value = &v;
       return Status::Ok();
     }
@@ -153,13 +188,13 @@ class Converter {
                         spec.name, pointer);
     };
     if (spec.IsNumeric() && !v.is_number())
-      return mismatch(spec.type == "INT" ? "an integer" : "a number");
-    if (spec.type == "BOOLEAN" && !v.is_boolean()) return mismatch("a boolean");
-    if ((spec.type == "STRING" || spec.type == "MARKDOWN" || spec.type == "TEXTAREA") &&
+      return mismatch(spec.type == "INT"sv ? "an integer" : "a number");
+    if (spec.type == "BOOLEAN"sv && !v.is_boolean()) return mismatch("a boolean");
+    if ((spec.type == "STRING"sv || spec.type == "MARKDOWN"sv || spec.type == "TEXTAREA"sv) &&
         (v.is_object() || v.is_array())) {
       return mismatch("a string");
     }
-    if (spec.type == "COMBO" && v.is_object()) return mismatch("one of the combo's options");
+    if (spec.type == "COMBO"sv && v.is_object()) return mismatch("one of the combo's options");
     out->value = &v;
     return Status::Ok();
   }
@@ -169,8 +204,8 @@ class Converter {
     // Never grows past max_widgets: `value` may point at `owned` of an element.
     std::vector<WidgetValue> values;
     values.reserve(def.max_widgets);
-    const json& wv = dto.node->widgets_values;
-    const json& named = dto.node->widgets_values_named;
+    const json& wv = *dto.node->widgets_values;
+    const json& named = *dto.node->widgets_values_named;
     if (!wv.is_object() && !wv.is_array() && !wv.is_null()) {
       return NodeStatus(ErrorCode::kParse, dto, "widgets_values must be an array or an object", {},
                         dto.node->json_pointer + "/widgets_values");
@@ -222,15 +257,15 @@ class Converter {
       return Status::Ok();
     };
     DISCOMFORT_RETURN_IF_ERROR(walk(def.widgets, walk));
-    const bool sampler = def.name == "KSampler" || def.name == "KSamplerAdvanced";
+    const bool sampler = def.name == "KSampler"sv || def.name == "KSamplerAdvanced"sv;
     for (WidgetValue& wv_k : values) {
       const WidgetSpec& w = *wv_k.spec;
-      if (w.type == "COMBO" && wv_k.value->is_null()) {
+      if (w.type == "COMBO"sv && wv_k.value->is_null()) {
         const InputSpec* in = def.FindInput(w.name);
         if (in != nullptr && !in->combo_values.empty()) wv_k.value = &in->combo_values[0];
       }
       // app.ts load fix-up for samplers saved as "sample_<name>".
-      if (sampler && w.name == "sampler_name" && wv_k.value->is_string() &&
+      if (sampler && w.name == "sampler_name"sv && wv_k.value->is_string() &&
           wv_k.value->get_ref<const std::string&>().rfind("sample_", 0) == 0) {
         wv_k.owned = wv_k.value->get_ref<const std::string&>().substr(7);
         wv_k.value = &wv_k.owned;
@@ -258,12 +293,12 @@ class Converter {
       if (link == nullptr) continue;  // reported when the input is resolved
       const UiNode* origin = dto.graph->FindNode(link->origin_id);
       if (origin == nullptr || origin->type != kPrimitiveNodeType) continue;
-      if (!origin->widgets_values.is_array() || origin->widgets_values.empty()) continue;
-      const json& value = origin->widgets_values[0];
+      if (!origin->widgets_values->is_array() || origin->widgets_values->empty()) continue;
+      const json& value = (*origin->widgets_values)[0];
       if (value.is_null()) continue;
       const std::string& widget = input.widget_name.empty() ? input.name : input.widget_name;
       const json& replace =
-          JsonMember(origin->properties, "Run widget replace on values", JsonNull());
+          JsonMember(*origin->properties, "Run widget replace on values", JsonNull());
       for (WidgetValue& w : *values) {
         if (w.spec->name != widget) continue;
         w.value = &value;
@@ -284,7 +319,7 @@ class Converter {
       }
       return out;
     }
-    const NodeDef* def = IsVirtualNodeType(node.type) ? nullptr : defs_.Find(node.type);
+    const NodeDef* def = node.is_virtual ? nullptr : defs_.Find(node.type);
     if (def == nullptr) {
       for (const UiInput& in : node.inputs) out.push_back({&in.name, &in.type, in.link});
       return out;
@@ -309,7 +344,7 @@ class Converter {
       return slot >= 0 && slot < static_cast<int>(def->outputs.size()) ? def->outputs[slot].type
                                                                        : kNone;
     }
-    if (!IsVirtualNodeType(dto.node->type)) {
+    if (!dto.node->is_virtual) {
       if (const NodeDef* def = defs_.Find(dto.node->type)) return def->OutputType(slot);
     }
     if (slot >= 0 && slot < static_cast<int>(dto.node->outputs.size())) {
@@ -331,7 +366,7 @@ class Converter {
                       const std::string& type) const {
     const int n = static_cast<int>(inputs.size());
     if (n == 0) return -1;
-    if (type.empty() || type == "*") return slot < n ? slot : 0;
+    if (type.empty() || type == "*"sv) return slot < n ? slot : 0;
     const std::string& out_type = OutputType(dto, slot);
     if (slot >= 0 && slot < n && TypesCompatible(*inputs[slot].type, out_type) &&
         TypesCompatible(*inputs[slot].type, type)) {
@@ -441,6 +476,13 @@ class Converter {
       Dto inner_dto{def, origin, instance, Prefix(instance) + origin->id};
       return ResolveOutput(inner_dto, inner->origin_slot, type, depth + 1);
     }
+    if (!node.is_virtual) {
+      Resolved r;
+      r.kind = Resolved::Kind::kLink;
+      r.node_id = dto.exec_id;
+      r.slot = slot;
+      return r;
+    }
     if (node.type == kRerouteType) {
       if (slot >= 0 && slot < static_cast<int>(node.inputs.size()) && node.inputs[slot].link) {
         return ResolveLink(dto, *node.inputs[slot].link, type, depth + 1);
@@ -448,25 +490,20 @@ class Converter {
       return Resolved{};
     }
     if (node.type == kGetNodeType) return ResolveGetNode(dto, type, depth);
-    if (IsVirtualNodeType(node.type)) return Resolved{};  // PrimitiveNode, Note: no inputs
-    Resolved r;
-    r.kind = Resolved::Kind::kLink;
-    r.node_id = dto.exec_id;
-    r.slot = slot;
-    return r;
+    return Resolved{};  // PrimitiveNode, Note: no inputs
   }
 
   // KJNodes GetNode: continues at the input of the SetNode with the same name, looked for in the
   // Get's own graph, then in the root graph (getInputLink / resolveVirtualOutput).
   Result<Resolved> ResolveGetNode(const Dto& dto, const std::string& type, int depth) const {
-    const json& wv = dto.node->widgets_values;
+    const json& wv = *dto.node->widgets_values;
     if (!wv.is_array() || wv.empty() || !wv[0].is_string()) return Resolved{};
     const std::string& name = wv[0].get_ref<const std::string&>();
     auto find_set = [&](const UiGraph& graph) -> const UiNode* {
       for (const UiNode& n : graph.nodes) {
-        if (n.type != kSetNodeType || !n.widgets_values.is_array() || n.widgets_values.empty())
+        if (n.type != kSetNodeType || !n.widgets_values->is_array() || n.widgets_values->empty())
           continue;
-        if (n.widgets_values[0] == name) return &n;
+        if ((*n.widgets_values)[0] == name) return &n;
       }
       return nullptr;
     };
@@ -508,7 +545,7 @@ class Converter {
         DISCOMFORT_RETURN_IF_ERROR(Expand(*def, raw, nesting + 1));
         continue;
       }
-      if (IsVirtualNodeType(node.type)) continue;
+      if (node.is_virtual) continue;
       if (node.mode == kModeNever || node.mode == kModeBypass) continue;
       if (!defs_.Has(node.type)) {
         std::string hint = node.type.rfind("workflow", 0) == 0
@@ -528,7 +565,7 @@ class Converter {
   Status FillInstanceValues(Instance* instance) {
     const UiNode& node = *instance->dto.node;
     const UiGraph& def = *instance->definition;
-    const json& wv = node.widgets_values;
+    const json& wv = *node.widgets_values;
     if (auto group = wf_.GroupNodeName(node.type)) {
       const GroupDef& g = groups_.at(*group);
       if (!wv.is_array()) return Status::Ok();
@@ -545,14 +582,14 @@ class Converter {
       return Status::Ok();
     }
     // proxyWidgets era: values positional over properties.proxyWidgets.
-    const json& proxies = JsonMember(node.properties, "proxyWidgets", JsonNull());
+    const json& proxies = JsonMember(*node.properties, "proxyWidgets", JsonNull());
     if (proxies.is_array() && !proxies.empty()) {
       if (!wv.is_array()) return Status::Ok();
       for (size_t i = 0; i < proxies.size() && i < wv.size(); ++i) {
         const json& p = proxies[i];
         if (!p.is_array() || p.size() < 2 || !p[1].is_string()) continue;
         auto inner = NodeIdToString(p[0]);
-        if (!inner || *inner == "-1" || wv[i].is_null()) continue;
+        if (!inner || *inner == "-1"sv || wv[i].is_null()) continue;
         instance->overrides[*inner][p[1].get<std::string>()] = wv[i];
       }
       return Status::Ok();
@@ -610,13 +647,16 @@ class Converter {
     return widgets;
   }
 
-  Result<json> Emit(size_t index) {
+  // Thread-safe (reads the converter's state only): large workflows emit their nodes in
+  // parallel. Inputs whose text goes through the templating are added to `template_inputs`.
+  Result<json> Emit(size_t index, std::vector<std::string>* template_inputs) const {
     const Dto& dto = order_[index];
     const UiNode& node = *dto.node;
     const NodeDef& def = *defs_.Find(node.type);
     DISCOMFORT_ASSIGN_OR_RETURN(std::vector<WidgetValue> widgets, FinalWidgets(dto, def));
-    const bool save_node = options_.text_replacements && IsSaveNodeType(node.type);
-    json inputs = json::object();
+    const bool save_node = options_.text_replacements && def.save_node;
+    json inputs(json::value_t::object);
+    auto& members = inputs.get_ref<json::object_t&>();
     for (WidgetValue& w : widgets) {
       if (!w.spec->to_prompt) continue;
       if (w.spec->dynamic_prompts && options_.dynamic_prompts && w.value->is_string()) {
@@ -629,11 +669,11 @@ class Converter {
         }
       }
       if (options_.text_replacements && w.value->is_string() &&
-          (w.replace_text || (save_node && w.spec->name == "filename_prefix")) &&
+          (w.replace_text || (save_node && w.spec->name == "filename_prefix"sv)) &&
           w.value->get_ref<const std::string&>().find('%') != std::string::npos) {
-        templates_.push_back({index, w.spec->name});
+        template_inputs->push_back(w.spec->name);
       }
-      inputs[w.spec->name] = WrapForPrompt(*w.value, w.spec->type == "CURVE");
+      members.insert_or_assign(w.spec->name, WrapForPrompt(*w.value, w.spec->type == "CURVE"sv));
     }
     for (const UiInput& input : node.inputs) {
       if (!input.link || input.name.empty()) continue;
@@ -643,17 +683,19 @@ class Converter {
         // A link whose origin is not emitted cannot be executed: the key goes, widget value
         // included (graphToPrompt step 5).
         if (!emitted_.count(r.node_id)) {
-          inputs.erase(input.name);
+          members.erase(input.name);
           continue;
         }
-        inputs[input.name] = json::array({std::move(r.node_id), r.slot});
+        members.insert_or_assign(input.name, LinkValue(std::move(r.node_id), r.slot));
       } else if (r.kind == Resolved::Kind::kValue) {
-        inputs[input.name] = WrapForPrompt(r.value);
+        members.insert_or_assign(input.name, WrapForPrompt(r.value));
       }
     }
-    json entry = {{"inputs", std::move(inputs)}, {"class_type", node.type}};
+    json entry = PromptEntry(std::move(inputs), node.type);
     if (options_.include_meta) {
-      entry["_meta"] = {{"title", node.title ? *node.title : def.display_name}};
+      json meta(json::value_t::object);
+      meta.get_ref<json::object_t&>().emplace("title", node.title ? *node.title : def.display_name);
+      entry.get_ref<json::object_t&>().emplace("_meta", std::move(meta));
     }
     return entry;
   }
@@ -669,7 +711,7 @@ class Converter {
         options_.now ? *options_.now : std::chrono::system_clock::now());
     localtime_r(&t, &now);
     auto sr_name = [](const Dto& d) {
-      const json& p = JsonMember(d.node->properties, "Node name for S&R", JsonNull());
+      const json& p = JsonMember(*d.node->properties, "Node name for S&R", JsonNull());
       if (p.is_string()) return p.get<std::string>();
       return IsSaveNodeType(d.node->type) ? std::string() : d.node->type;
     };
@@ -742,6 +784,7 @@ class Converter {
         return st;
       }
       UiNode node = parsed->root.nodes[0];
+      group.documents.push_back(std::move(one));  // `node` borrows its values from it
       node.json_pointer = pointer + "/nodes/" + std::to_string(i);
       for (UiInput& in : node.inputs) in.link.reset();
       for (UiOutput& out : node.outputs) out.links.clear();
@@ -838,7 +881,7 @@ class Converter {
     };
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const UiNode& node = g.nodes[i];
-      if (IsVirtualNodeType(node.type)) continue;
+      if (node.is_virtual) continue;
       for (size_t o = 0; o < node.outputs.size(); ++o) {
         bool consumed = false;
         for (const GroupLink& l : links) {
@@ -859,7 +902,7 @@ class Converter {
     const json& config = JsonMember(def, "config", JsonEmptyObject());
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const UiNode& node = g.nodes[i];
-      if (IsVirtualNodeType(node.type)) continue;
+      if (node.is_virtual) continue;
       const NodeDef* nd = defs_.Find(node.type);
       if (nd == nullptr) continue;  // reported as an unknown type when expanded
       const json node_config =

@@ -6,11 +6,15 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
+
+#include "graph/parallel.h"
 
 namespace discomfort::graph {
 namespace {
 
 using nlohmann::json;
+using namespace std::string_view_literals;
 
 Status ParseError(const std::string& pointer, std::string message, const std::string& source,
                   const std::string& node_id = {}) {
@@ -119,10 +123,9 @@ std::string ItemPointer(const std::string& pointer, const char* member, size_t i
   return out;
 }
 
-Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::string& source) {
+// Fills `node` in place (the caller's slot in UiGraph::nodes: no moves of a finished node).
+Status ParseNode(const json& j, std::string pointer, const std::string& source, UiNode& node) {
   if (!j.is_object()) return ParseError(pointer, "a node must be an object", source);
-  UiNode node;
-  node.json_pointer = pointer;
   // One pass over the members instead of a lookup per field: each lookup in nlohmann's std::map
   // costs several string compares, and this runs for every node of every workflow.
   const json* id_json = &JsonNull();
@@ -138,29 +141,29 @@ Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::s
     const std::string& key = it.key();
     switch (key.size()) {  // one string compare per member
       case 2:
-        if (key == "id") id_json = &*it;
+        if (key == "id"sv) id_json = &*it;
         break;
       case 4:
-        if (key == "type") type = &*it;
-        if (key == "mode") mode = &*it;
+        if (key == "type"sv) type = &*it;
+        if (key == "mode"sv) mode = &*it;
         break;
       case 5:
-        if (key == "title") title = &*it;
+        if (key == "title"sv) title = &*it;
         break;
       case 6:
-        if (key == "inputs") inputs = &*it;
+        if (key == "inputs"sv) inputs = &*it;
         break;
       case 7:
-        if (key == "outputs") outputs = &*it;
+        if (key == "outputs"sv) outputs = &*it;
         break;
       case 10:
-        if (key == "properties") properties = &*it;
+        if (key == "properties"sv) properties = &*it;
         break;
       case 14:
-        if (key == "widgets_values") widgets_values = &*it;
+        if (key == "widgets_values"sv) widgets_values = &*it;
         break;
       case 20:
-        if (key == "widgets_values_named") widgets_values_named = &*it;
+        if (key == "widgets_values_named"sv) widgets_values_named = &*it;
         break;
       default:
         break;
@@ -174,6 +177,7 @@ Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::s
                       node.id);
   }
   node.type = type->get<std::string>();
+  node.is_virtual = IsVirtualNodeType(node.type);
   if (title != nullptr && title->is_string()) node.title = title->get<std::string>();
   if (mode != nullptr) {
     auto m = AsInteger(*mode);
@@ -191,14 +195,15 @@ Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::s
         return ParseError(ItemPointer(pointer, "inputs", i), "an input must be an object", source,
                           node.id);
       }
-      UiInput input;
+      UiInput& input = node.inputs.emplace_back();
       for (auto it = in.begin(); it != in.end(); ++it) {
-        const std::string& key = it.key();
-        if (key == "name") {
-          if (it->is_string()) input.name = it->get<std::string>();
-        } else if (key == "type") {
+        // string_view compares the length first; std::string == const char* runs strlen.
+        const std::string_view key = it.key();
+        if (key == "name"sv) {
+          if (it->is_string()) input.name = it->get_ref<const std::string&>();
+        } else if (key == "type"sv) {
           input.type = TypeString(*it);
-        } else if (key == "link") {
+        } else if (key == "link"sv) {
           if (it->is_null()) continue;
           auto link = AsInteger(*it);
           if (!link) {
@@ -206,11 +211,10 @@ Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::s
                               "input link must be a link id or null", source, node.id);
           }
           input.link = *link;
-        } else if (key == "widget") {
+        } else if (key == "widget"sv) {
           if (it->is_object()) input.widget_name = NameString(*it);
         }
       }
-      node.inputs.push_back(std::move(input));
     }
   }
   if (outputs != nullptr && !outputs->is_null()) {
@@ -224,14 +228,14 @@ Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::s
         return ParseError(ItemPointer(pointer, "outputs", i), "an output must be an object", source,
                           node.id);
       }
-      UiOutput output;
+      UiOutput& output = node.outputs.emplace_back();
       for (auto it = out.begin(); it != out.end(); ++it) {
-        const std::string& key = it.key();
-        if (key == "name") {
-          if (it->is_string()) output.name = it->get<std::string>();
-        } else if (key == "type") {
+        const std::string_view key = it.key();
+        if (key == "name"sv) {
+          if (it->is_string()) output.name = it->get_ref<const std::string&>();
+        } else if (key == "type"sv) {
           output.type = TypeString(*it);
-        } else if (key == "links") {
+        } else if (key == "links"sv) {
           if (!it->is_array()) continue;
           output.links.reserve(it->size());
           for (const json& l : *it) {
@@ -239,15 +243,15 @@ Result<UiNode> ParseNode(const json& j, const std::string& pointer, const std::s
           }
         }
       }
-      node.outputs.push_back(std::move(output));
     }
   }
-  if (widgets_values != nullptr) node.widgets_values = *widgets_values;
+  if (widgets_values != nullptr) node.widgets_values = widgets_values;
   if (widgets_values_named != nullptr && widgets_values_named->is_object()) {
-    node.widgets_values_named = *widgets_values_named;
+    node.widgets_values_named = widgets_values_named;
   }
-  if (properties != nullptr && properties->is_object()) node.properties = *properties;
-  return node;
+  if (properties != nullptr && properties->is_object()) node.properties = properties;
+  node.json_pointer = std::move(pointer);
+  return Status::Ok();
 }
 
 Result<std::vector<UiSubgraphSlot>> ParseBoundary(const json& arr, const std::string& pointer,
@@ -280,36 +284,48 @@ Status ParseGraph(const json& j, const std::string& pointer, const std::string& 
   if (!nodes.is_array()) {
     return ParseError(pointer + "/nodes", "a UI workflow needs a 'nodes' array", source);
   }
-  graph->nodes.reserve(nodes.size());
-  graph->node_index.reserve(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    DISCOMFORT_ASSIGN_OR_RETURN(UiNode node,
-                                ParseNode(nodes[i], ItemPointer(pointer, "nodes", i), source));
-    if (!graph->node_index.emplace(node.id, graph->nodes.size()).second) {
-      return ParseError(ItemPointer(pointer, "nodes", i),
-                        "duplicate node id " + node.id + " (ids must be unique in a graph)", source,
-                        node.id);
-    }
-    graph->nodes.push_back(std::move(node));
-  }
   const json& links = JsonMember(j, "links", JsonEmptyArray());
   if (!links.is_array() && !links.is_null()) {
     return ParseError(pointer + "/links", "'links' must be an array", source);
   }
-  if (links.is_array()) {
-    graph->link_order.reserve(links.size());
-    for (size_t i = 0; i < links.size(); ++i) {
-      if (links[i].is_null()) continue;  // litegraph may leave holes
-      auto parsed = ParseLink(links[i], {}, source);
-      if (!parsed.ok()) {
-        Status st = parsed.TakeStatus();
-        st.where().json_pointer = ItemPointer(pointer, "links", i);
-        return st;
-      }
-      UiLink link = std::move(parsed).value();
-      const int64_t id = link.id;
-      if (graph->links.emplace(id, std::move(link)).second) graph->link_order.push_back(id);
+  // Nodes and links parse independently (in parallel for large graphs); the indexes are built
+  // after, in document order, so errors and duplicates come out as a serial parse reports them.
+  graph->nodes.resize(nodes.size());
+  size_t failed_at = 0;
+  Status nodes_status = ForEachIndex(
+      nodes.size(),
+      [&](size_t i) {
+        return ParseNode(nodes[i], ItemPointer(pointer, "nodes", i), source, graph->nodes[i]);
+      },
+      &failed_at);
+  graph->node_index.reserve(nodes.size());
+  for (size_t i = 0; i < failed_at; ++i) {  // a duplicate before the failing node comes first
+    const UiNode& node = graph->nodes[i];
+    if (!graph->node_index.emplace(node.id, i).second) {
+      return ParseError(ItemPointer(pointer, "nodes", i),
+                        "duplicate node id " + node.id + " (ids must be unique in a graph)", source,
+                        node.id);
     }
+  }
+  DISCOMFORT_RETURN_IF_ERROR(nodes_status);
+  if (!links.is_array()) return Status::Ok();
+  std::vector<std::optional<UiLink>> parsed_links(links.size());
+  DISCOMFORT_RETURN_IF_ERROR(ForEachIndex(links.size(), [&](size_t i) {
+    if (links[i].is_null()) return Status::Ok();  // litegraph may leave holes
+    auto parsed = ParseLink(links[i], {}, source);
+    if (!parsed.ok()) {
+      Status st = parsed.TakeStatus();
+      st.where().json_pointer = ItemPointer(pointer, "links", i);
+      return st;
+    }
+    parsed_links[i] = std::move(parsed).value();
+    return Status::Ok();
+  }));
+  graph->link_order.reserve(links.size());
+  for (std::optional<UiLink>& link : parsed_links) {
+    if (!link) continue;
+    const int64_t id = link->id;
+    if (graph->links.emplace(id, std::move(*link)).second) graph->link_order.push_back(id);
   }
   return Status::Ok();
 }
@@ -419,13 +435,16 @@ const UiLink* UiGraph::FindLink(int64_t link_id) const {
 }
 
 std::optional<std::string> UiWorkflow::GroupNodeName(const std::string& type) const {
-  for (const char* prefix : {"workflow>", "workflow/"}) {
-    const std::string p = prefix;
-    if (type.rfind(p, 0) == 0) {
-      std::string name = type.substr(p.size());
-      if (group_nodes.is_object() && group_nodes.contains(name)) return name;
-    }
+  // Asked for every node: no allocation unless the type names a group.
+  constexpr std::string_view kPrefix = "workflow";  // then '>' or '/'
+  if (group_nodes->empty() || type.size() <= kPrefix.size() + 1 ||
+      std::string_view(type).substr(0, kPrefix.size()) != kPrefix) {
+    return std::nullopt;
   }
+  const char separator = type[kPrefix.size()];
+  if (separator != '>' && separator != '/') return std::nullopt;
+  std::string name = type.substr(kPrefix.size() + 1);
+  if (group_nodes->contains(name)) return name;
   return std::nullopt;
 }
 
@@ -446,9 +465,15 @@ Result<UiWorkflow> ParseUiWorkflow(const json& doc, const std::string& source_na
         ParseSubgraphDefinitions(doc["definitions"], "/definitions", source_name, &wf));
   }
   const json& extra = JsonMember(doc, "extra", JsonEmptyObject());
-  if (extra.is_object() && extra.contains("groupNodes") && extra["groupNodes"].is_object()) {
-    wf.group_nodes = extra["groupNodes"];
-  }
+  const json& group_nodes = JsonMember(extra, "groupNodes", JsonNull());
+  if (group_nodes.is_object()) wf.group_nodes = &group_nodes;
+  return wf;
+}
+
+Result<UiWorkflow> ParseUiWorkflow(json&& doc, const std::string& source_name) {
+  auto owned = std::make_shared<const json>(std::move(doc));
+  DISCOMFORT_ASSIGN_OR_RETURN(UiWorkflow wf, ParseUiWorkflow(*owned, source_name));
+  wf.owned_document = std::move(owned);
   return wf;
 }
 
@@ -473,12 +498,13 @@ Result<json> LoadJsonFile(const std::string& path) {
 }
 
 bool IsVirtualNodeType(const std::string& type) {
-  return type == kRerouteType || type == kPrimitiveNodeType || type == "Note" ||
-         type == "MarkdownNote" || type == kSetNodeType || type == kGetNodeType;
+  const std::string_view t = type;
+  return t == kRerouteType || t == kPrimitiveNodeType || t == "Note"sv || t == "MarkdownNote"sv ||
+         t == kSetNodeType || t == kGetNodeType;
 }
 
 bool TypesCompatible(const std::string& a, const std::string& b) {
-  if (a.empty() || b.empty() || a == "*" || b == "*") return true;
+  if (a.empty() || b.empty() || a == "*"sv || b == "*"sv) return true;
   if (a == b) return true;
   const std::string la = Lower(a), lb = Lower(b);
   if (la == lb) return true;

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -32,6 +34,27 @@ inline constexpr int kModeBypass = 4;
 // Node ids of a subgraph definition's boundary (litegraph SUBGRAPH_INPUT_ID / SUBGRAPH_OUTPUT_ID).
 inline constexpr const char* kSubgraphInputId = "-10";
 inline constexpr const char* kSubgraphOutputId = "-20";
+
+// obj[key] when `obj` is an object holding `key`, else `fallback`: a reference, where
+// json::value() would copy (a copy of `nodes` costs as much as parsing it).
+inline const nlohmann::json& JsonMember(const nlohmann::json& obj, std::string_view key,
+                                        const nlohmann::json& fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  return it == obj.end() ? fallback : *it;
+}
+inline const nlohmann::json& JsonNull() {
+  static const nlohmann::json kNull;
+  return kNull;
+}
+inline const nlohmann::json& JsonEmptyObject() {
+  static const nlohmann::json kObject = nlohmann::json::object();
+  return kObject;
+}
+inline const nlohmann::json& JsonEmptyArray() {
+  static const nlohmann::json kArray = nlohmann::json::array();
+  return kArray;
+}
 
 struct UiLink {
   int64_t id = 0;
@@ -62,11 +85,14 @@ struct UiNode {
   int mode = kModeAlways;
   std::vector<UiInput> inputs;
   std::vector<UiOutput> outputs;
-  nlohmann::json widgets_values;  // array, object or null, as saved
+  // The next three point into the parsed document (never null): a UiWorkflow borrows from the
+  // JSON it was parsed from, which must outlive it. Copying them cost a third of the parse.
+  const nlohmann::json* widgets_values = &JsonNull();  // array, object or null, as saved
   // Newest frontends also save {widget name: value}; when present it wins over positions.
-  nlohmann::json widgets_values_named;
-  nlohmann::json properties;  // the saved object, or null (read it with JsonMember)
-  std::string json_pointer;   // where the node sits in the source document
+  const nlohmann::json* widgets_values_named = &JsonNull();
+  const nlohmann::json* properties = &JsonNull();  // the saved object, or null (JsonMember)
+  std::string json_pointer;                        // where the node sits in the source document
+  bool is_virtual = false;  // IsVirtualNodeType(type), decided once at parse time
 
   // Index of the saved input carrying `link_id`, or -1.
   int InputIndexOfLink(int64_t link_id) const;
@@ -101,16 +127,24 @@ struct UiWorkflow {
   std::string source;  // file name, for error locations
   UiGraph root;
   std::map<std::string, UiGraph> subgraphs;  // by definition id, nested definitions included
-  nlohmann::json group_nodes = nlohmann::json::object();  // extra.groupNodes (legacy group nodes)
+  // The parsed document when ParseUiWorkflow was handed a temporary; otherwise the caller's.
+  std::shared_ptr<const nlohmann::json> owned_document;
+  // extra.groupNodes (legacy group nodes), borrowed from the parsed document like the nodes'
+  // values.
+  const nlohmann::json* group_nodes = &JsonEmptyObject();
 
   bool IsSubgraphType(const std::string& type) const { return subgraphs.count(type) > 0; }
   // "workflow>NAME" / "workflow/NAME" with NAME in extra.groupNodes; returns NAME.
   std::optional<std::string> GroupNodeName(const std::string& type) const;
 };
 
-// Parses a UI-format workflow. Node ids and link endpoints may be numbers or strings; slots may be
+// Parses a UI-format workflow. The result borrows widget values, properties and group-node
+// definitions from `doc` (no copies): keep `doc` alive, and unchanged, while the result is used.
+// Node ids and link endpoints may be numbers or strings; slots may be
 // numeric strings. Errors carry the JSON pointer of the offending element.
 Result<UiWorkflow> ParseUiWorkflow(const nlohmann::json& doc, const std::string& source_name = {});
+// A temporary document is moved into the result (`owned_document`), so nothing dangles.
+Result<UiWorkflow> ParseUiWorkflow(nlohmann::json&& doc, const std::string& source_name = {});
 
 // Reads and parses a JSON file.
 Result<nlohmann::json> LoadJsonFile(const std::string& path);
@@ -127,27 +161,6 @@ inline constexpr const char* kGetNodeType = "GetNode";
 // Litegraph's LiteGraph.isValidConnection: "*", "" are generic; otherwise a case-insensitive match
 // of any pair of comma-separated parts.
 bool TypesCompatible(const std::string& a, const std::string& b);
-
-// obj[key] when `obj` is an object holding `key`, else `fallback`: a reference, where
-// json::value() would copy (a copy of `nodes` costs as much as parsing it).
-inline const nlohmann::json& JsonMember(const nlohmann::json& obj, const char* key,
-                                        const nlohmann::json& fallback) {
-  if (!obj.is_object()) return fallback;
-  auto it = obj.find(key);
-  return it == obj.end() ? fallback : *it;
-}
-inline const nlohmann::json& JsonNull() {
-  static const nlohmann::json kNull;
-  return kNull;
-}
-inline const nlohmann::json& JsonEmptyObject() {
-  static const nlohmann::json kObject = nlohmann::json::object();
-  return kObject;
-}
-inline const nlohmann::json& JsonEmptyArray() {
-  static const nlohmann::json kArray = nlohmann::json::array();
-  return kArray;
-}
 
 // Node ids as strings; JSON numbers print without a fraction ("5", not "5.0").
 std::optional<std::string> NodeIdToString(const nlohmann::json& id);

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "graph/parallel.h"
 #include "graph/ui_to_api.h"
 
 namespace discomfort::graph {
@@ -233,7 +234,7 @@ Result<PortSet> DiscoverUiPortsImpl(const UiWorkflow& workflow, bool strict) {
     if (node.type != kPortClass) continue;
     Port port;
     port.node_id = node.id;
-    const json& wv = node.widgets_values;
+    const json& wv = *node.widgets_values;
     json uid, tags;
     if (wv.is_array()) {
       if (!wv.empty()) uid = wv[0];
@@ -541,7 +542,7 @@ Result<StitchResult> StitchUi(const std::vector<json>& workflows, const StitchOp
         if (def.value("id", json()) == id) subgraphs.push_back(def);
       }
     }
-    for (const auto& [group, def] : parsed.group_nodes.items()) {
+    for (const auto& [group, def] : parsed.group_nodes->items()) {
       if (!group_nodes.contains(group)) group_nodes[group] = def;
     }
   }
@@ -924,6 +925,89 @@ bool HasDottedMember(const json& inputs, const InputSpec& spec) {
   return it != members.end() && it->first.rfind(prefix, 0) == 0;
 }
 
+// One node's checks. Returns false when the node or one of its links is malformed (then the
+// order and the ports are not computed).
+bool ValidatePromptNode(const json& prompt, const std::string& id, const json& node,
+                        const NodeDefinitions* defs, const std::string& source,
+                        std::vector<Status>* problems) {
+  bool structural_ok = true;
+  const json& class_type = JsonMember(node, "class_type", JsonNull());
+  if (!class_type.is_string()) {
+    problems->push_back(At(ErrorCode::kParse, "node must be an object with a string class_type",
+                           source, id, "", "/" + id));
+    return false;
+  }
+  const std::string& cls = class_type.get_ref<const std::string&>();
+  if (cls.empty()) {
+    problems->push_back(At(ErrorCode::kParse, "node has no string 'class_type'", source, id, "",
+                           "/" + id + "/class_type"));
+    return false;
+  }
+  const json& inputs = JsonMember(node, "inputs", JsonEmptyObject());
+  if (!inputs.is_object()) {
+    problems->push_back(
+        At(ErrorCode::kParse, "'inputs' must be an object", source, id, cls, "/" + id + "/inputs"));
+    return false;
+  }
+  const NodeDef* def = defs ? defs->Find(cls) : nullptr;
+  if (defs != nullptr && def == nullptr) {
+    problems->push_back(At(ErrorCode::kNotFound,
+                           "unknown node type '" + cls + "': not in the node definitions", source,
+                           id, cls, "/" + id));
+  }
+  for (const auto& [name, value] : inputs.items()) {
+    auto link = AsLinkView(value);
+    if (!link) continue;
+    // Init-captures for the structured bindings: clang < 16 cannot capture them.
+    auto report = [&, &name = name](ErrorCode code, std::string message) {
+      Status st = At(code, std::move(message), source, id, cls, "/" + id + "/inputs/" + name);
+      st.where().input_name = name;
+      problems->push_back(std::move(st));
+    };
+    const std::string& origin_id = *link->node_id;
+    auto origin_it = prompt.find(origin_id);
+    if (origin_it == prompt.end()) {
+      report(ErrorCode::kNotFound, "links to node '" + origin_id + "', which is not in the prompt");
+      structural_ok = false;
+      continue;
+    }
+    if (link->slot < 0) {
+      report(ErrorCode::kParse, "link has a negative output slot");
+      structural_ok = false;
+      continue;
+    }
+    if (def == nullptr) continue;
+    const json& origin_class = JsonMember(*origin_it, "class_type", JsonNull());
+    if (!origin_class.is_string()) continue;
+    const NodeDef* od = defs->Find(origin_class.get_ref<const std::string&>());
+    if (od == nullptr) continue;
+    if (link->slot < 0 || link->slot >= static_cast<int>(od->output_types.size())) {
+      report(ErrorCode::kValidation,
+             "links to output slot " + std::to_string(link->slot) + " of node " + origin_id + " (" +
+                 od->name + "), which has " + std::to_string(od->output_types.size()) + " outputs");
+      continue;
+    }
+    const InputSpec* in_spec = def->FindInput(name);
+    const std::string& out_type = od->output_types[link->slot];
+    if (in_spec != nullptr && !in_spec->type.empty() && !TypesCompatible(out_type, in_spec->type)) {
+      report(ErrorCode::kTypeMismatch, "expects " + in_spec->type + " but is linked to " +
+                                           out_type + " output " + std::to_string(link->slot) +
+                                           " of node " + origin_id + " (" + od->name + ")");
+    }
+  }
+  if (def != nullptr) {
+    for (const InputSpec& spec : def->inputs) {
+      if (spec.required && !inputs.contains(spec.name) && !HasDottedMember(inputs, spec)) {
+        Status st = At(ErrorCode::kValidation, "required input '" + spec.name + "' is missing",
+                       source, id, cls, "/" + id + "/inputs");
+        st.where().input_name = spec.name;
+        problems->push_back(std::move(st));
+      }
+    }
+  }
+  return structural_ok;
+}
+
 void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::string& source,
                     std::vector<Status>* problems) {
   if (!prompt.is_object() || prompt.empty()) {
@@ -931,88 +1015,26 @@ void ValidatePrompt(const json& prompt, const NodeDefinitions* defs, const std::
         At(ErrorCode::kParse, "an API prompt must be a non-empty object of nodes", source));
     return;
   }
+  // Nodes are checked independently (in parallel for large prompts); problems are reported in
+  // the prompt's order.
+  std::vector<std::pair<const std::string*, const json*>> nodes;
+  nodes.reserve(prompt.size());
+  for (auto it = prompt.begin(); it != prompt.end(); ++it) nodes.emplace_back(&it.key(), &*it);
+  std::vector<std::vector<Status>> node_problems(nodes.size());
+  std::vector<char> node_ok(nodes.size(), 1);
+  Status crashed = ForEachIndex(nodes.size(), [&](size_t i) {
+    node_ok[i] = ValidatePromptNode(prompt, *nodes[i].first, *nodes[i].second, defs, source,
+                                    &node_problems[i]);
+    return Status::Ok();
+  });
+  if (!crashed.ok()) {
+    problems->push_back(std::move(crashed));
+    return;
+  }
   bool structural_ok = true;
-  for (const auto& [id, node] : prompt.items()) {
-    const json& class_type = JsonMember(node, "class_type", JsonNull());
-    if (!class_type.is_string()) {
-      problems->push_back(At(ErrorCode::kParse, "node must be an object with a string class_type",
-                             source, id, "", "/" + id));
-      structural_ok = false;
-      continue;
-    }
-    const std::string& cls = class_type.get_ref<const std::string&>();
-    if (cls.empty()) {
-      problems->push_back(At(ErrorCode::kParse, "node has no string 'class_type'", source, id, "",
-                             "/" + id + "/class_type"));
-      structural_ok = false;
-      continue;
-    }
-    const json& inputs = JsonMember(node, "inputs", JsonEmptyObject());
-    if (!inputs.is_object()) {
-      problems->push_back(At(ErrorCode::kParse, "'inputs' must be an object", source, id, cls,
-                             "/" + id + "/inputs"));
-      structural_ok = false;
-      continue;
-    }
-    const NodeDef* def = defs ? defs->Find(cls) : nullptr;
-    if (defs != nullptr && def == nullptr) {
-      problems->push_back(At(ErrorCode::kNotFound,
-                             "unknown node type '" + cls + "': not in the node definitions", source,
-                             id, cls, "/" + id));
-    }
-    for (const auto& [name, value] : inputs.items()) {
-      auto link = AsLinkView(value);
-      if (!link) continue;
-      // Init-captures for the structured bindings: clang < 16 cannot capture them.
-      auto report = [&, &id = id, &name = name](ErrorCode code, std::string message) {
-        Status st = At(code, std::move(message), source, id, cls, "/" + id + "/inputs/" + name);
-        st.where().input_name = name;
-        problems->push_back(std::move(st));
-      };
-      const std::string& origin_id = *link->node_id;
-      auto origin_it = prompt.find(origin_id);
-      if (origin_it == prompt.end()) {
-        report(ErrorCode::kNotFound,
-               "links to node '" + origin_id + "', which is not in the prompt");
-        structural_ok = false;
-        continue;
-      }
-      if (link->slot < 0) {
-        report(ErrorCode::kParse, "link has a negative output slot");
-        structural_ok = false;
-        continue;
-      }
-      if (def == nullptr) continue;
-      const json& origin_class = JsonMember(*origin_it, "class_type", JsonNull());
-      if (!origin_class.is_string()) continue;
-      const NodeDef* od = defs->Find(origin_class.get_ref<const std::string&>());
-      if (od == nullptr) continue;
-      if (link->slot < 0 || link->slot >= static_cast<int>(od->output_types.size())) {
-        report(ErrorCode::kValidation, "links to output slot " + std::to_string(link->slot) +
-                                           " of node " + origin_id + " (" + od->name +
-                                           "), which has " +
-                                           std::to_string(od->output_types.size()) + " outputs");
-        continue;
-      }
-      const InputSpec* in_spec = def->FindInput(name);
-      const std::string& out_type = od->output_types[link->slot];
-      if (in_spec != nullptr && !in_spec->type.empty() &&
-          !TypesCompatible(out_type, in_spec->type)) {
-        report(ErrorCode::kTypeMismatch, "expects " + in_spec->type + " but is linked to " +
-                                             out_type + " output " + std::to_string(link->slot) +
-                                             " of node " + origin_id + " (" + od->name + ")");
-      }
-    }
-    if (def != nullptr) {
-      for (const InputSpec& spec : def->inputs) {
-        if (spec.required && !inputs.contains(spec.name) && !HasDottedMember(inputs, spec)) {
-          Status st = At(ErrorCode::kValidation, "required input '" + spec.name + "' is missing",
-                         source, id, cls, "/" + id + "/inputs");
-          st.where().input_name = spec.name;
-          problems->push_back(std::move(st));
-        }
-      }
-    }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    structural_ok &= node_ok[i] != 0;
+    for (Status& st : node_problems[i]) problems->push_back(std::move(st));
   }
   // The loop above made ValidateApiPrompt's checks: the order and the ports skip them.
   if (!structural_ok) return;
