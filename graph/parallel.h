@@ -9,6 +9,7 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_invoke.h>
 
 #include "graph/status.h"
 
@@ -20,19 +21,24 @@ inline constexpr size_t kParallelMinItems = 256;
 // Items per task: a few hundred microseconds of work each.
 inline constexpr size_t kParallelGrain = 64;
 
+namespace internal {
+template <typename Job, typename... Args>
+Status Guarded(const Job& job, Args... args) {
+  try {
+    return job(args...);
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, std::string("unexpected exception: ") + e.what());
+  }
+}
+}  // namespace internal
+
 // Calls `body(i)` (returning Status) for every i in [0, n). Bodies must only write to their own
 // item's slot: items after a failing one may still run. Returns the lowest failing index's
 // Status (its index in `*failed_at` when given, else n); an exception escaping a body becomes
 // kInternal (the task boundary stops it).
 template <typename Body>
 Status ForEachIndex(size_t n, const Body& body, size_t* failed_at = nullptr) {
-  auto guarded = [&body](size_t i) -> Status {
-    try {
-      return body(i);
-    } catch (const std::exception& e) {
-      return Status(ErrorCode::kInternal, std::string("unexpected exception: ") + e.what());
-    }
-  };
+  auto guarded = [&body](size_t i) -> Status { return internal::Guarded(body, i); };
   if (failed_at != nullptr) *failed_at = n;
   if (n < kParallelMinItems) {
     for (size_t i = 0; i < n; ++i) {
@@ -61,6 +67,20 @@ Status ForEachIndex(size_t n, const Body& body, size_t* failed_at = nullptr) {
                     });
   if (failed_at != nullptr) *failed_at = first_failure;
   return failure;
+}
+
+// Runs two independent jobs (returning Status), at the same time when `concurrently`. Returns the
+// first job's failure if it failed, else the second's: the order a serial run reports them in.
+template <typename First, typename Second>
+Status BothJobs(bool concurrently, const First& first, const Second& second) {
+  if (!concurrently) {
+    Status st = internal::Guarded(first);
+    return st.ok() ? internal::Guarded(second) : st;
+  }
+  Status first_status, second_status;
+  tbb::parallel_invoke([&] { first_status = internal::Guarded(first); },
+                       [&] { second_status = internal::Guarded(second); });
+  return first_status.ok() ? second_status : first_status;
 }
 
 }  // namespace discomfort::graph

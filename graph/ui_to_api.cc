@@ -1,11 +1,11 @@
 #include "graph/ui_to_api.h"
 
+#include <algorithm>
 #include <ctime>
 #include <map>
 #include <memory>
 #include <set>
 #include <string_view>
-#include <unordered_set>
 
 #include "graph/api_prompt.h"
 #include "graph/parallel.h"
@@ -111,7 +111,8 @@ class Converter {
     }
     DISCOMFORT_RETURN_IF_ERROR(Expand(wf_.root, nullptr, 0));
     emitted_.reserve(order_.size());
-    for (const Dto& dto : order_) emitted_.insert(dto.exec_id);
+    for (const Dto& dto : order_) emitted_.push_back(dto.exec_id);
+    std::sort(emitted_.begin(), emitted_.end(), ShorterFirst);
     std::vector<json> entries(order_.size());
     std::vector<std::vector<std::string>> template_inputs(order_.size());
     DISCOMFORT_RETURN_IF_ERROR(ForEachIndex(order_.size(), [&](size_t i) -> Status {
@@ -682,7 +683,8 @@ class Converter {
       if (r.kind == Resolved::Kind::kLink) {
         // A link whose origin is not emitted cannot be executed: the key goes, widget value
         // included (graphToPrompt step 5).
-        if (!emitted_.count(r.node_id)) {
+        if (!std::binary_search(emitted_.begin(), emitted_.end(), std::string_view(r.node_id),
+                                ShorterFirst)) {
           members.erase(input.name);
           continue;
         }
@@ -929,13 +931,20 @@ class Converter {
     return group;
   }
 
+  // Ids differ in length more often than not: comparing lengths first skips most memcmp calls.
+  static bool ShorterFirst(std::string_view a, std::string_view b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  }
+
   const UiWorkflow& wf_;
   const NodeDefinitions& defs_;
   const ConvertOptions& options_;
   std::map<std::string, GroupDef> groups_;
   std::map<std::string, std::unique_ptr<Instance>> instances_;
   std::vector<Dto> order_;
-  std::unordered_set<std::string> emitted_;  // exec ids of order_
+  // Exec ids of order_, sorted (views of order_'s strings, which stay put once Expand is done):
+  // one allocation where a hash set made one per node.
+  std::vector<std::string_view> emitted_;
   struct Template {
     size_t dto;  // index in order_
     std::string input;

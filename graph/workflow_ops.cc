@@ -56,6 +56,27 @@ bool IdLess(const std::string& a, const std::string& b) {
   return a < b;
 }
 
+// The successors of nodes 0..n-1 in one array (compressed rows): two allocations, where a vector
+// per node cost one allocation per node.
+class Successors {
+ public:
+  // `edges` as (from, to); each node's successors keep the edges' order.
+  Successors(size_t n, const std::vector<std::pair<size_t, size_t>>& edges)
+      : offsets_(n + 1, 0), targets_(edges.size()) {
+    for (const auto& [from, to] : edges) ++offsets_[from + 1];
+    for (size_t i = 0; i < n; ++i) offsets_[i + 1] += offsets_[i];
+    std::vector<size_t> next(offsets_.begin(), offsets_.end() - 1);
+    for (const auto& [from, to] : edges) targets_[next[from]++] = to;
+  }
+  size_t size() const { return offsets_.size() - 1; }
+  const size_t* begin(size_t i) const { return targets_.data() + offsets_[i]; }
+  const size_t* end(size_t i) const { return targets_.data() + offsets_[i + 1]; }
+
+ private:
+  std::vector<size_t> offsets_;  // node i's successors: targets_[offsets_[i] .. offsets_[i + 1])
+  std::vector<size_t> targets_;
+};
+
 // Kahn's algorithm over nodes 0..n-1 with edges; ties go to the lowest index. On a cycle, returns
 // the node indexes along one cycle.
 struct OrderOutcome {
@@ -63,10 +84,11 @@ struct OrderOutcome {
   std::vector<size_t> cycle;
 };
 // Parallel edges are fine: they count in the in-degree and are released together.
-OrderOutcome OrderIndexes(size_t n, const std::vector<std::vector<size_t>>& successors) {
+OrderOutcome OrderIndexes(const Successors& successors) {
+  const size_t n = successors.size();
   std::vector<int> indegree(n, 0);
   for (size_t i = 0; i < n; ++i) {
-    for (size_t s : successors[i]) ++indegree[s];
+    for (const size_t* s = successors.begin(i); s != successors.end(i); ++s) ++indegree[*s];
   }
   std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
   for (size_t i = 0; i < n; ++i) {
@@ -77,8 +99,8 @@ OrderOutcome OrderIndexes(size_t n, const std::vector<std::vector<size_t>>& succ
     size_t i = ready.top();
     ready.pop();
     out.order.push_back(i);
-    for (size_t s : successors[i]) {
-      if (--indegree[s] == 0) ready.push(s);
+    for (const size_t* s = successors.begin(i); s != successors.end(i); ++s) {
+      if (--indegree[*s] == 0) ready.push(*s);
     }
   }
   if (out.order.size() == n) return out;
@@ -88,7 +110,8 @@ OrderOutcome OrderIndexes(size_t n, const std::vector<std::vector<size_t>>& succ
   std::function<bool(size_t)> dfs = [&](size_t v) -> bool {
     state[v] = 1;
     stack.push_back(v);
-    for (size_t s : successors[v]) {
+    for (const size_t* next = successors.begin(v); next != successors.end(v); ++next) {
+      const size_t s = *next;
       if (indegree[s] == 0) continue;  // already ordered
       if (state[s] == 1) {
         auto it = std::find(stack.begin(), stack.end(), s);
@@ -324,14 +347,15 @@ const char* PassByForType(const std::string& type) {
 // ---- order --------------------------------------------------------------------------------
 
 Result<std::vector<std::string>> TopologicalOrder(const UiGraph& graph) {
-  std::vector<std::vector<size_t>> successors(graph.nodes.size());
+  std::vector<std::pair<size_t, size_t>> edges;
+  edges.reserve(graph.links.size());
   for (const auto& [id, link] : graph.links) {
     auto o = graph.node_index.find(link.origin_id);
     auto t = graph.node_index.find(link.target_id);
     if (o == graph.node_index.end() || t == graph.node_index.end()) continue;
-    successors[o->second].push_back(t->second);
+    edges.emplace_back(o->second, t->second);
   }
-  OrderOutcome outcome = OrderIndexes(graph.nodes.size(), successors);
+  OrderOutcome outcome = OrderIndexes(Successors(graph.nodes.size(), edges));
   if (!outcome.cycle.empty() || outcome.order.size() != graph.nodes.size()) {
     std::vector<std::string> ids;
     for (size_t i : outcome.cycle) ids.push_back(graph.nodes[i].id);
@@ -373,17 +397,23 @@ Result<std::vector<std::string>> TopologicalOrderOfCheckedPrompt(const json& pro
   std::unordered_map<std::string_view, size_t> index;
   index.reserve(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) index.emplace(*entries[i].id, i);
-  std::vector<std::vector<size_t>> successors(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
+  // Each node's incoming links are read independently (on the workers for large prompts).
+  std::vector<std::vector<size_t>> predecessors(entries.size());
+  DISCOMFORT_RETURN_IF_ERROR(ForEachIndex(entries.size(), [&](size_t i) {
     const json& inputs = JsonMember(*entries[i].node, "inputs", JsonEmptyObject());
-    if (!inputs.is_object()) continue;
+    if (!inputs.is_object()) return Status::Ok();
     for (const json& value : inputs) {
       if (!IsLink(value)) continue;
       auto from = index.find(value[0].get_ref<const std::string&>());
-      if (from != index.end()) successors[from->second].push_back(i);
+      if (from != index.end()) predecessors[i].push_back(from->second);
     }
+    return Status::Ok();
+  }));
+  std::vector<std::pair<size_t, size_t>> edges;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    for (size_t from : predecessors[i]) edges.emplace_back(from, i);
   }
-  OrderOutcome outcome = OrderIndexes(entries.size(), successors);
+  OrderOutcome outcome = OrderIndexes(Successors(entries.size(), edges));
   if (outcome.order.size() != entries.size()) {
     std::vector<std::string> cycle;
     for (size_t i : outcome.cycle) cycle.push_back(*entries[i].id);
