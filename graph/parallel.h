@@ -2,14 +2,14 @@
 // would have: the error reported is the one of the lowest failing index.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <string>
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-#include <tbb/parallel_invoke.h>
+#include <tbb/task_group.h>
 
 #include "graph/status.h"
 
@@ -22,6 +22,36 @@ inline constexpr size_t kParallelMinItems = 256;
 inline constexpr size_t kParallelGrain = 64;
 
 namespace internal {
+
+// libtbb is not instrumented, so ThreadSanitizer cannot see that spawning a task publishes what
+// the spawner wrote, nor that wait() publishes what the tasks wrote. These annotations say so
+// (no-ops in other builds); races between the tasks themselves are still reported.
+#if defined(__SANITIZE_THREAD__)
+#define DISCOMFORT_TSAN_ANNOTATE 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DISCOMFORT_TSAN_ANNOTATE 1
+#endif
+#endif
+// The sync object is a global: a task must not read its captures before Receive.
+inline int handoff_token = 0;
+#ifdef DISCOMFORT_TSAN_ANNOTATE
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+inline void Publish() { __tsan_release(&handoff_token); }
+inline void Receive() { __tsan_acquire(&handoff_token); }
+#else
+inline void Publish() {}
+inline void Receive() {}
+#endif
+
+// Spawns `task` on `group`. A std::function, so the task type TSan reports (and the suppression
+// for TBB's copy of it in tests/reliability/sanitizers/tsan.supp matches) has a short name.
+inline void Spawn(tbb::task_group& group, std::function<void()> task) {
+  Publish();  // what the caller wrote so far, `task`'s captures included
+  group.run(std::move(task));
+}
+
 template <typename Job, typename... Args>
 Status Guarded(const Job& job, Args... args) {
   try {
@@ -52,19 +82,31 @@ Status ForEachIndex(size_t n, const Body& body, size_t* failed_at = nullptr) {
   std::mutex mu;
   size_t first_failure = n;
   Status failure;
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, n, kParallelGrain),
-                    [&](const tbb::blocked_range<size_t>& range) {
-                      for (size_t i = range.begin(); i != range.end(); ++i) {
-                        Status st = guarded(i);
-                        if (st.ok()) continue;
-                        std::lock_guard<std::mutex> lock(mu);
-                        if (i < first_failure) {
-                          first_failure = i;
-                          failure = std::move(st);
-                        }
-                        return;  // the rest of this range cannot fail earlier
-                      }
-                    });
+  auto run_chunk = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      Status st = guarded(i);
+      if (st.ok()) continue;
+      std::lock_guard<std::mutex> lock(mu);
+      if (i < first_failure) {
+        first_failure = i;
+        failure = std::move(st);
+      }
+      return;  // the rest of this chunk cannot fail earlier
+    }
+  };
+  // Fixed chunks on a task_group (the calling thread takes the first and helps while it waits):
+  // per-node work is even, so there is nothing for an adaptive partitioner to balance.
+  tbb::task_group chunks;
+  for (size_t begin = kParallelGrain; begin < n; begin += kParallelGrain) {
+    internal::Spawn(chunks, [&run_chunk, begin, n] {
+      internal::Receive();
+      run_chunk(begin, std::min(n, begin + kParallelGrain));
+      internal::Publish();
+    });
+  }
+  run_chunk(0, std::min(n, kParallelGrain));
+  chunks.wait();
+  internal::Receive();
   if (failed_at != nullptr) *failed_at = first_failure;
   return failure;
 }
@@ -77,9 +119,16 @@ Status BothJobs(bool concurrently, const First& first, const Second& second) {
     Status st = internal::Guarded(first);
     return st.ok() ? internal::Guarded(second) : st;
   }
-  Status first_status, second_status;
-  tbb::parallel_invoke([&] { first_status = internal::Guarded(first); },
-                       [&] { second_status = internal::Guarded(second); });
+  Status second_status;
+  tbb::task_group other;
+  internal::Spawn(other, [&] {
+    internal::Receive();
+    second_status = internal::Guarded(second);
+    internal::Publish();
+  });
+  Status first_status = internal::Guarded(first);
+  other.wait();
+  internal::Receive();
   return first_status.ok() ? second_status : first_status;
 }
 
