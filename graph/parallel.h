@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 
+#include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
 #include "graph/status.h"
@@ -44,6 +45,14 @@ inline void Receive() { __tsan_acquire(&handoff_token); }
 inline void Publish() {}
 inline void Receive() {}
 #endif
+
+// Runs `work` so that a thread waiting inside it only picks up the tasks it spawned. Without
+// this, wait() may run any task of the arena, such as a sweep's execute stage, which takes the
+// GIL: a caller converting a workflow while holding the GIL would deadlock on it.
+template <typename Work>
+void Isolated(const Work& work) {
+  tbb::this_task_arena::isolate(work);
+}
 
 // Spawns `task` on `group`. A std::function, so the task type TSan reports (and the suppression
 // for TBB's copy of it in tests/reliability/sanitizers/tsan.supp matches) has a short name.
@@ -96,17 +105,19 @@ Status ForEachIndex(size_t n, const Body& body, size_t* failed_at = nullptr) {
   };
   // Fixed chunks on a task_group (the calling thread takes the first and helps while it waits):
   // per-node work is even, so there is nothing for an adaptive partitioner to balance.
-  tbb::task_group chunks;
-  for (size_t begin = kParallelGrain; begin < n; begin += kParallelGrain) {
-    internal::Spawn(chunks, [&run_chunk, begin, n] {
-      internal::Receive();
-      run_chunk(begin, std::min(n, begin + kParallelGrain));
-      internal::Publish();
-    });
-  }
-  run_chunk(0, std::min(n, kParallelGrain));
-  chunks.wait();
-  internal::Receive();
+  internal::Isolated([&] {
+    tbb::task_group chunks;
+    for (size_t begin = kParallelGrain; begin < n; begin += kParallelGrain) {
+      internal::Spawn(chunks, [&run_chunk, begin, n] {
+        internal::Receive();
+        run_chunk(begin, std::min(n, begin + kParallelGrain));
+        internal::Publish();
+      });
+    }
+    run_chunk(0, std::min(n, kParallelGrain));
+    chunks.wait();
+    internal::Receive();
+  });
   if (failed_at != nullptr) *failed_at = first_failure;
   return failure;
 }
@@ -119,16 +130,18 @@ Status BothJobs(bool concurrently, const First& first, const Second& second) {
     Status st = internal::Guarded(first);
     return st.ok() ? internal::Guarded(second) : st;
   }
-  Status second_status;
-  tbb::task_group other;
-  internal::Spawn(other, [&] {
+  Status first_status, second_status;
+  internal::Isolated([&] {
+    tbb::task_group other;
+    internal::Spawn(other, [&] {
+      internal::Receive();
+      second_status = internal::Guarded(second);
+      internal::Publish();
+    });
+    first_status = internal::Guarded(first);
+    other.wait();
     internal::Receive();
-    second_status = internal::Guarded(second);
-    internal::Publish();
   });
-  Status first_status = internal::Guarded(first);
-  other.wait();
-  internal::Receive();
   return first_status.ok() ? second_status : first_status;
 }
 

@@ -1,10 +1,13 @@
 // ForEachIndex, and the graph functions that use it on large workflows: what they report must be
 // what a serial pass reports (the lowest failing index), whatever the workers' timing.
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <tbb/task_arena.h>
 
 #include "generated_workflow.h"
 #include "graph/parallel.h"
@@ -68,6 +71,56 @@ TEST(ForEachIndex, AnEscapingExceptionBecomesAnInternalError) {
     EXPECT_EQ(st.code(), ErrorCode::kInternal);
     EXPECT_NE(st.message().find("boom"), std::string::npos) << st.message();
   }
+}
+
+// A thread waiting inside ForEachIndex runs only ForEachIndex's own chunks. Were it to pick up
+// other tasks of its arena (a sweep's execute stage takes the GIL), a caller holding the GIL would
+// deadlock. Set-up: when a worker takes one of the loop's chunks, another thread enqueues tasks
+// into the arena and the worker holds that chunk, so the caller runs out of chunks and waits
+// while those tasks are there to be taken.
+TEST(ForEachIndex, AWaitingCallerRunsNoOtherTask) {
+  constexpr int kOthers = 50;
+  tbb::task_arena arena(2);
+  std::atomic<bool> inside{false}, stolen{false}, enqueued{false};
+  std::atomic<int> ran_on_caller{0}, others_done{0};
+  std::thread::id caller;
+  auto spin = [](std::chrono::microseconds how_long) {
+    const auto until = std::chrono::steady_clock::now() + how_long;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  };
+  std::thread feeder([&] {
+    while (!stolen.load()) std::this_thread::yield();
+    for (int k = 0; k < kOthers; ++k) {
+      arena.enqueue([&] {
+        if (inside.load() && std::this_thread::get_id() == caller) ran_on_caller.fetch_add(1);
+        others_done.fetch_add(1);
+      });
+    }
+    enqueued = true;
+  });
+  arena.execute([&] {
+    caller = std::this_thread::get_id();
+    inside = true;
+    Status st = ForEachIndex(2000, [&](size_t) {
+      if (std::this_thread::get_id() != caller && !stolen.exchange(true)) {
+        while (!enqueued.load()) std::this_thread::yield();
+        spin(std::chrono::milliseconds(20));  // the caller finishes its chunks meanwhile
+      }
+      spin(std::chrono::microseconds(2));
+      return Status::Ok();
+    });
+    inside = false;
+    EXPECT_TRUE(st.ok());
+  });
+  if (!stolen.load()) stolen = true;  // no worker took a chunk: release the feeder
+  feeder.join();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (others_done.load() < kOthers && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(others_done.load(), kOthers);
+  EXPECT_EQ(ran_on_caller.load(), 0);
 }
 
 // The generated blocks are independent, so the first 20 blocks of a 1,000-node workflow (parsed,
