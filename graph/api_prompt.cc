@@ -98,7 +98,16 @@ std::optional<LinkView> AsLinkView(const json& value) {
   return LinkView{&value[0].get_ref<const std::string&>(), value[1].get<int>()};
 }
 
-json MakeLink(const LinkRef& link) { return json::array({link.node_id, link.slot}); }
+json MakeLink(LinkRef link) {
+  // Built item by item: nlohmann's initializer-list constructor costs several times as much,
+  // and the converter makes one of these per link.
+  json out(json::value_t::array);
+  auto& items = out.get_ref<json::array_t&>();
+  items.reserve(2);
+  items.emplace_back(std::move(link.node_id));
+  items.emplace_back(link.slot);
+  return out;
+}
 
 const char* PortModeName(PortMode mode) {
   switch (mode) {

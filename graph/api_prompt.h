@@ -33,7 +33,7 @@ struct LinkView {
   int slot = 0;
 };
 std::optional<LinkView> AsLinkView(const nlohmann::json& value);
-nlohmann::json MakeLink(const LinkRef& link);
+nlohmann::json MakeLink(LinkRef link);
 
 // Checks the structure of an API prompt: an object of node objects, each with a string
 // `class_type` and an object `inputs`, every link pointing at an existing node.

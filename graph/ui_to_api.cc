@@ -51,15 +51,6 @@ json PromptEntry(json inputs, const std::string& class_type) {
   return entry;
 }
 
-json LinkValue(std::string node_id, int slot) {
-  json link(json::value_t::array);
-  auto& items = link.get_ref<json::array_t&>();
-  items.reserve(2);
-  items.emplace_back(std::move(node_id));
-  items.emplace_back(slot);
-  return link;
-}
-
 // A widget's value as a reference into the definitions or the workflow (copied once, into the
 // prompt); `owned` holds values made here (load fix-ups).
 struct WidgetValue {
@@ -688,7 +679,7 @@ class Converter {
           members.erase(input.name);
           continue;
         }
-        members.insert_or_assign(input.name, LinkValue(std::move(r.node_id), r.slot));
+        members.insert_or_assign(input.name, MakeLink({std::move(r.node_id), r.slot}));
       } else if (r.kind == Resolved::Kind::kValue) {
         members.insert_or_assign(input.name, WrapForPrompt(r.value));
       }

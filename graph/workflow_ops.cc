@@ -5,6 +5,7 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 
@@ -69,8 +70,9 @@ class Successors {
     for (const auto& [from, to] : edges) targets_[next[from]++] = to;
   }
   size_t size() const { return offsets_.size() - 1; }
-  const size_t* begin(size_t i) const { return targets_.data() + offsets_[i]; }
-  const size_t* end(size_t i) const { return targets_.data() + offsets_[i + 1]; }
+  std::span<const size_t> Of(size_t i) const {
+    return {targets_.data() + offsets_[i], offsets_[i + 1] - offsets_[i]};
+  }
 
  private:
   std::vector<size_t> offsets_;  // node i's successors: targets_[offsets_[i] .. offsets_[i + 1])
@@ -88,7 +90,7 @@ OrderOutcome OrderIndexes(const Successors& successors) {
   const size_t n = successors.size();
   std::vector<int> indegree(n, 0);
   for (size_t i = 0; i < n; ++i) {
-    for (const size_t* s = successors.begin(i); s != successors.end(i); ++s) ++indegree[*s];
+    for (size_t s : successors.Of(i)) ++indegree[s];
   }
   std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
   for (size_t i = 0; i < n; ++i) {
@@ -99,8 +101,8 @@ OrderOutcome OrderIndexes(const Successors& successors) {
     size_t i = ready.top();
     ready.pop();
     out.order.push_back(i);
-    for (const size_t* s = successors.begin(i); s != successors.end(i); ++s) {
-      if (--indegree[*s] == 0) ready.push(*s);
+    for (size_t s : successors.Of(i)) {
+      if (--indegree[s] == 0) ready.push(s);
     }
   }
   if (out.order.size() == n) return out;
@@ -110,8 +112,7 @@ OrderOutcome OrderIndexes(const Successors& successors) {
   std::function<bool(size_t)> dfs = [&](size_t v) -> bool {
     state[v] = 1;
     stack.push_back(v);
-    for (const size_t* next = successors.begin(v); next != successors.end(v); ++next) {
-      const size_t s = *next;
+    for (size_t s : successors.Of(v)) {
       if (indegree[s] == 0) continue;  // already ordered
       if (state[s] == 1) {
         auto it = std::find(stack.begin(), stack.end(), s);
@@ -936,7 +937,7 @@ void ValidateUiGraph(const UiWorkflow& wf, const UiGraph& graph, const NodeDefin
         problems->push_back(std::move(st));
       }
     }
-    if (defs != nullptr && !IsVirtualNodeType(node.type) && !wf.IsSubgraphType(node.type) &&
+    if (defs != nullptr && !node.is_virtual && !wf.IsSubgraphType(node.type) &&
         !wf.GroupNodeName(node.type) && !defs->Has(node.type) && node.mode != kModeNever &&
         node.mode != kModeBypass) {
       problems->push_back(At(ErrorCode::kNotFound,
