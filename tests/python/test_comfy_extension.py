@@ -131,10 +131,8 @@ def test_test_runner_exposes_a_sub_workflows_ports(comfy_nodes, tmp_path):
 
 def test_original_test_runner_workflow_converts_with_its_widgets(d, comfy_nodes):
     # testrunner2.json was saved by the original's UI: its widget order must map onto our inputs.
-    from conftest import SHARED_TESTDATA
-    path = os.path.join(SHARED_TESTDATA, "testrunner2.json")
-    if not os.path.isfile(path):
-        pytest.skip("shared test data absent")
+    from conftest import ORIGINAL_TESTDATA
+    path = os.path.join(ORIGINAL_TESTDATA, "testrunner2.json")
     d._engine.forget_definitions()  # the nodes loaded by this module's fixture
     with open(path) as f:
         api = d._engine.to_api(json.load(f), "testrunner2.json")

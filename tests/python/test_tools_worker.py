@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import discomfort
-from conftest import SHARED_TESTDATA, counter_workflow
+from conftest import ORIGINAL_TESTDATA, counter_workflow
 
-KSAMPLER = os.path.join(SHARED_TESTDATA, "sdxl_run_ksampler.json")
-LOADER = os.path.join(SHARED_TESTDATA, "sdxl_load_model_and_lora.json")
+KSAMPLER = os.path.join(ORIGINAL_TESTDATA, "sdxl_run_ksampler.json")
+LOADER = os.path.join(ORIGINAL_TESTDATA, "sdxl_load_model_and_lora.json")
 
 
 def test_image_round_trip(d, tmp_path):
@@ -42,7 +42,7 @@ def test_stitch_prune_and_reroutes(d):
     assert "LoraLoader" not in types and "CheckpointLoaderSimple" in types
     with pytest.raises(KeyError):
         d.Tools.prune_workflow_to_output(LOADER, "nope")
-    no_reroutes = d.Tools.remove_reroute_nodes(os.path.join(SHARED_TESTDATA, "discomfort_supir_upscaler.json"))
+    no_reroutes = d.Tools.remove_reroute_nodes(os.path.join(ORIGINAL_TESTDATA, "discomfort_supir_upscaler.json"))
     assert all(n["type"] != "Reroute" for n in no_reroutes["nodes"])
 
 
