@@ -11,12 +11,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 
 from conftest import REPO, TEST_NODES, counter_workflow
 from openai_stub import KEY, OpenAIStub
+
+LIVE_SECRET = "live-secret-" + uuid.uuid4().hex
 
 
 def _comfyui_path():
@@ -84,8 +88,10 @@ def comfy_server(frontend=False, env=None):
 
 @pytest.fixture(scope="module")
 def server():
-    # The describer's key comes from the server's environment, as a user would set it.
-    with comfy_server(env={"DISCOMFORT_TEST_KEY": KEY}) as running:
+    # The describer's key is in the server's environment, as an operator would set it, next to a secret
+    # no workflow may send; its endpoints come from the server's user folder only.
+    with comfy_server(env={"DISCOMFORT_TEST_KEY": KEY, "DISCOMFORT_LIVE_SECRET": LIVE_SECRET,
+                           "DISCOMFORT_DESCRIBER_ENDPOINTS": ""}) as running:
         yield running
 
 
@@ -166,17 +172,50 @@ def test_test_runner_prompt_through_the_http_api(server):
     assert json.loads(entry["outputs"]["2"]["text"][0]) == {"counter": 4 + 3 * 2 + 3}
 
 
-def test_image_describer_prompt_against_a_local_stub(server):
-    url, _ = server
-    with OpenAIStub() as stub:
-        prompt = {
-            "1": {"class_type": "EmptyImage", "inputs": {"width": 24, "height": 16, "batch_size": 2, "color": 0x336699}},
-            "2": {"class_type": "DiscomfortImageDescriber",
-                  "inputs": {"images": ["1", 0], "prompt": "describe", "model": "vision-1", "base_url": stub.base_url,
-                             "api_key_env": "DISCOMFORT_TEST_KEY", "max_tokens": 50, "timeout": 30.0}},
-        }
-        entry = _queue_and_wait(url, prompt)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    assert stub.problems == [] and len(stub.requests) == 2
-    assert stub.requests[0]["pixel"] == (0x33, 0x66, 0x99) and stub.requests[0]["image_size"] == (24, 16)
-    assert entry["outputs"]["2"]["text"] == ["an image of 24x16 (describe)"] * 2
+def _describer_prompt(base_url, api_key_env):
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 24, "height": 16, "batch_size": 2, "color": 0x336699}},
+        "2": {"class_type": "DiscomfortImageDescriber",
+              "inputs": {"images": ["1", 0], "prompt": "describe", "model": "vision-1", "base_url": base_url,
+                         "api_key_env": api_key_env, "max_tokens": 50, "timeout": 30.0}},
+    }
+
+
+def test_image_describer_sends_only_what_the_operator_configured(server):
+    url, base = server
+    settings = os.path.join(base, "user", "discomfort", "describer.json")
+    with OpenAIStub() as allowed, OpenAIStub(key=LIVE_SECRET) as other:
+        os.makedirs(os.path.dirname(settings), exist_ok=True)
+        with open(settings, "w") as f:
+            json.dump({"endpoints": [{"base_url": allowed.base_url, "api_key_env": "DISCOMFORT_TEST_KEY"}]}, f)
+        # The operator's endpoint with the key configured for it (an empty api_key_env selects it).
+        entry = _queue_and_wait(url, _describer_prompt(allowed.base_url + "/chat/completions", ""))
+        assert entry["status"]["status_str"] == "success", entry["status"]
+        assert allowed.problems == [] and len(allowed.requests) == 2
+        assert [h.get("Authorization") for _, _, h, _ in allowed.received] == [f"Bearer {KEY}"] * 2
+        assert allowed.requests[0]["pixel"] == (0x33, 0x66, 0x99) and allowed.requests[0]["image_size"] == (24, 16)
+        assert entry["outputs"]["2"]["text"] == ["an image of 24x16 (describe)"] * 2
+
+        # A workflow asking for another variable, or another endpoint (which would accept the secret).
+        for base_url, api_key_env, names in ((allowed.base_url, "DISCOMFORT_LIVE_SECRET", "DISCOMFORT_LIVE_SECRET"),
+                                             (other.base_url, "DISCOMFORT_LIVE_SECRET", other.base_url)):
+            entry = _queue_and_wait(url, _describer_prompt(base_url, api_key_env))
+            assert entry["status"]["status_str"] == "error"
+            (error,) = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+            assert error["node_type"] == "DiscomfortImageDescriber" and error["exception_type"] == "PermissionError"
+            message = error["exception_message"]
+            assert message.startswith("DiscomfortImageDescriber: ") and names in message, message
+            assert settings in message and "DISCOMFORT_DESCRIBER_ENDPOINTS" in message and "nothing was sent" in message
+            assert LIVE_SECRET not in json.dumps(entry)
+        assert len(allowed.received) == 2 and other.received == []
+        assert LIVE_SECRET not in allowed.seen()
+
+    # A web client cannot write the settings file through ComfyUI's user-data API.
+    before = open(settings).read()
+    for name in ("..%2Fdiscomfort%2Fdescriber.json", "%2E%2E%2Fdiscomfort%2Fdescriber.json"):
+        req = urllib.request.Request(f"{url}/userdata/{name}?overwrite=true", data=b'{"endpoints": []}',
+                                     method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10)
+        assert refused.value.code in (400, 403, 404), refused.value.code
+    assert open(settings).read() == before
