@@ -6,6 +6,7 @@ translates them into typed Status values in one place.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ import traceback
 import uuid
 
 from . import nodes as discomfort_nodes
+from . import sandbox
 
 LOG = logging.getLogger("discomfort")
 
@@ -257,7 +259,8 @@ class ComfyHost:
             prompt_id = str(uuid.uuid4())
             started = time.perf_counter()
             try:
-                ex.execute(prompt, prompt_id, {"client_id": "discomfort"}, check["outputs"])
+                with self._isolated(inputs.values()):
+                    ex.execute(prompt, prompt_id, {"client_id": "discomfort"}, check["outputs"])
             except Exception as exc:  # outside node execution (e.g. a broken graph expansion)
                 return {"ok": False, "stage": "execution",
                         "error": {"type": type(exc).__name__, "message": str(exc),
@@ -292,7 +295,15 @@ class ComfyHost:
             values.versions = {}
             values.outputs = {}
 
+    def _isolated(self, inputs):
+        """Inside a live ComfyUI, its process-wide state stays the host prompt's around an inner
+        execution (sandbox.py lists what and why); elsewhere there is no host to protect."""
+        return sandbox.inner_execution(inputs) if self.embedded_in_live_comfyui else contextlib.nullcontext()
+
     def interrupt(self):
+        if self.embedded_in_live_comfyui:
+            sandbox.interrupt_inner()  # stops the inner execution, never the host's prompt
+            return
         import nodes
         nodes.interrupt_processing(True)
 

@@ -90,9 +90,36 @@ class DiscomfortTestHangAt:
         return (value,)
 
 
+class DiscomfortTestPreview:
+    """Passes anything through after reporting `steps` steps of progress, each with a preview image of
+    `color`, through ComfyUI's progress bar (as a sampler does), `interval` seconds apart."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*", {}), "steps": ("INT", {"default": 3, "min": 1, "max": 1000}),
+                             "color": ("INT", {"default": 0x336699, "min": 0, "max": 0xFFFFFF}),
+                             "interval": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 10.0})}}
+
+    RETURN_TYPES = ("*",)
+    FUNCTION = "preview"
+    OUTPUT_NODE = True
+    CATEGORY = "discomfort/test"
+
+    def preview(self, value, steps, color, interval):
+        import comfy.utils
+        from PIL import Image
+        image = Image.new("RGB", (16, 8), ((color >> 16) & 255, (color >> 8) & 255, color & 255))
+        bar = comfy.utils.ProgressBar(steps)
+        for step in range(steps):
+            bar.update_absolute(step + 1, steps, ("JPEG", image, 64))
+            time.sleep(interval)
+        return (value,)
+
+
 NODE_CLASS_MAPPINGS = {
     "DiscomfortTestAdd": DiscomfortTestAdd,
     "DiscomfortTestFailAt": DiscomfortTestFailAt,
     "DiscomfortTestSleep": DiscomfortTestSleep,
     "DiscomfortTestHangAt": DiscomfortTestHangAt,
+    "DiscomfortTestPreview": DiscomfortTestPreview,
 }
