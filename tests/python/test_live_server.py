@@ -257,6 +257,36 @@ def test_workflow_files_outside_the_allowed_folders_are_refused(server):
             assert os.path.realpath(workflows) in message and "DISCOMFORT_ALLOW_PATHS" in message
 
 
+def test_the_operator_allows_a_folder_in_the_servers_user_folder(server):
+    url, base = server
+    extra = os.path.join(base, "extra")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, "counter.json"), "w") as f:
+        json.dump(counter_workflow(3), f)
+    prompt = {"1": _loop_node(os.path.join(extra, "counter.json"), 2)}
+    assert _execution_error(_queue_and_wait(url, prompt))["exception_type"] == "PermissionError"
+    settings = os.path.join(base, "user", "discomfort", "paths.json")
+    os.makedirs(os.path.dirname(settings), exist_ok=True)
+    with open(settings, "w") as f:
+        json.dump({"allowed_paths": [extra]}, f)
+    try:
+        for path in (os.path.join(extra, "counter.json"), "counter.json"):  # read at every run: no restart
+            entry = _queue_and_wait(url, {"1": _loop_node(path, 2)})
+            assert entry["status"]["status_str"] == "success", entry["status"]
+            assert json.loads(entry["outputs"]["1"]["text"][0]) == {"counter": 6}
+        # A web client cannot write that file through ComfyUI's user-data API.
+        for name in ("..%2Fdiscomfort%2Fpaths.json", "%2E%2E%2Fdiscomfort%2Fpaths.json"):
+            req = urllib.request.Request(f"{url}/userdata/{name}?overwrite=true", data=b'{"allowed_paths": ["/"]}',
+                                         method="POST")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(req, timeout=10)
+            assert refused.value.code in (400, 403, 404), refused.value.code
+        with open(settings) as f:
+            assert json.load(f) == {"allowed_paths": [extra]}
+    finally:
+        os.remove(settings)
+
+
 def test_test_runner_prompt_through_the_http_api(server):
     url, base = server
     counter = _save_workflow(base, counter_workflow(3), "counter")

@@ -13,7 +13,7 @@ isolates and restores each of them. Exactly these:
 | progress registry | `comfy_execution.progress.global_progress_registry` | an execution replaces it (resetting the previous registry's handlers); the host goes on reporting its nodes into its own. Detached before, so the host's handlers are not reset; restored after |
 | progress-bar hook | `comfy.utils.PROGRESS_BAR_HOOK` | the server's hook would send inner progress and previews under the inner prompt's id and node ids (which collide with the host's) and put previews into the inner registry, where no client sees them. Inside, they go to the client that queued the host prompt, as the host node's (`report_host_progress`) |
 | client id, last node id, last prompt id | `server.PromptServer.instance` | the inner executor talks to a stub server, but nodes reach for `PromptServer.instance`; restored so no inner node can redirect the host's messages |
-| progress text | `PromptServer.instance.send_progress_text` | nodes send it under their own (inner) node id to every client; inside, it goes to the host's client as the host node's |
+| progress text | `PromptServer.instance.send_progress_text` | nodes send it under their own (inner) node id to every client; inside, it goes to the host's client as the host node's (nowhere when the host prompt has no client) |
 | external cache providers | `comfy_execution.cache_provider` (v0.33) | they would be told of inner prompts starting and ending inside the host's, and would serve the inner executor, whose caches are its own; hidden inside |
 | models the host prompt is using | `dynamic_pins[device]["current_prompt"]` of loaded dynamic models (v0.33) | the inner executor's model tracker clears the flag of every model it used when it ends, the host's too: they would go first in pin eviction while the host still needs them |
 | current execution context | `comfy_execution.utils.current_executing_context` | a ContextVar, so per thread: the inner executor runs in its own `asyncio.run` on the engine's thread and never sees the host's. Restored on the calling thread all the same |
@@ -181,9 +181,11 @@ def inner_execution(inputs: Iterable[Any] = ()) -> Iterator[HostPrompt]:
         "send_progress_text" not in vars(server)
     if text_redirected:
         send_text = server.send_progress_text
-        server.send_progress_text = lambda text, node_id, sid=None: send_text(
-            text, host.node_id if host.node_id is not None else node_id,
-            host.client_id if host.client_id is not None else sid)
+
+        def send_progress_text(text, node_id, sid=None):
+            if host.client_id is not None and host.node_id is not None:
+                send_text(text, host.node_id, host.client_id)
+        server.send_progress_text = send_progress_text
     if cache_provider is not None:
         with cache_provider._providers_lock:
             cache_provider._providers_snapshot = ()
