@@ -57,7 +57,7 @@ def test_validate_workflow(d):
 
 
 def test_get_prompt_from_workflow_converts_natively(d):
-    prompt = d.Worker.get_prompt_from_workflow(KSAMPLER)
+    prompt = asyncio.run(d.Worker.get_prompt_from_workflow(KSAMPLER))
     classes = {n["class_type"] for n in prompt.values()}
     assert {"KSampler", "CLIPTextEncode", "VAEDecode", "DiscomfortPort"} <= classes
     sampler = next(n for n in prompt.values() if n["class_type"] == "KSampler")
