@@ -1,6 +1,7 @@
 """A script written for the original Discomfort keeps working: every public method of the original's
-classes exists here with the same sync/async shape (an ``async def`` there must be awaitable here, a
-plain ``def`` must not return an awaitable).
+classes exists here with the same sync/async shape (an ``async def`` there is an ``async def`` here,
+a plain ``def`` a plain ``def``), as a classmethod where it was one, and takes the original's
+parameters by position.
 
 ORIGINAL_SURFACE was extracted from the original's code, the public repository
 Distillery-Dev/ComfyUI-serverless at its newest commit 31c8697586bc8c57f0855c49840bc246bebcdc04
@@ -22,37 +23,37 @@ import torch
 import discomfort
 from conftest import ORIGINAL_TESTDATA
 
-ORIGINAL_SURFACE = {
+ORIGINAL_SURFACE = {  # class: {method: (shape, its parameters after self/cls)}
     "Discomfort": {
-        "create": "async",  # classmethod
-        "run": "async",
-        "shutdown": "async",
+        "create": ("async", ["config_path"]),  # classmethod
+        "run": ("async", ["workflows", "inputs", "iterations", "use_ram", "context"]),
+        "shutdown": ("async", []),
     },
     "ComfyConnector": {
-        "create": "async",  # classmethod
-        "get_prompt_from_workflow": "async",
-        "kill_api": "async",
-        "run_workflow": "async",
-        "upload_data": "sync",
+        "create": ("async", ["config_path"]),  # classmethod
+        "get_prompt_from_workflow": ("async", ["workflow"]),
+        "kill_api": ("async", []),
+        "run_workflow": ("async", ["payload", "use_workflow_json"]),
+        "upload_data": ("sync", ["source_path", "folder_type", "subfolder", "overwrite", "is_ephemeral"]),
     },
     "WorkflowTools": {
-        "discover_port_nodes": "sync",
-        "open_image_as_tensor": "sync",
-        "remove_reroute_nodes": "sync",
-        "save_comfy_image_to_disk": "sync",
-        "stitch_workflows": "sync",
-        "validate_workflow": "sync",
+        "discover_port_nodes": ("sync", ["workflow_path"]),
+        "open_image_as_tensor": ("sync", ["image_path"]),
+        "remove_reroute_nodes": ("sync", ["nodes", "links"]),
+        "save_comfy_image_to_disk": ("sync", ["tensor", "output_path"]),
+        "stitch_workflows": ("sync", ["workflows", "delete_input_ports", "delete_output_ports"]),
+        "validate_workflow": ("sync", ["workflow"]),
     },
     "WorkflowContext": {
-        "__enter__": "sync",
-        "__exit__": "sync",
-        "export_data": "sync",
-        "get_storage_info": "sync",
-        "get_usage": "sync",
-        "list_keys": "sync",
-        "load": "sync",
-        "save": "sync",
-        "shutdown": "sync",
+        "__enter__": ("sync", []),
+        "__exit__": ("sync", ["exc_type", "exc_val", "exc_tb"]),
+        "export_data": ("sync", ["unique_id", "destination_path", "overwrite"]),
+        "get_storage_info": ("sync", ["unique_id"]),
+        "get_usage": ("sync", []),
+        "list_keys": ("sync", []),
+        "load": ("sync", ["unique_id"]),
+        "save": ("sync", ["unique_id", "data", "use_ram", "pass_by"]),
+        "shutdown": ("sync", []),
     },
 }
 CLASSMETHODS = {("Discomfort", "create"), ("ComfyConnector", "create")}
@@ -77,7 +78,7 @@ def test_every_original_method_exists_with_its_shape():
     wrong = []
     for original_class, methods in ORIGINAL_SURFACE.items():
         ours = OURS[original_class]
-        for name, expected in methods.items():
+        for name, (expected, params) in methods.items():
             where = f"{original_class}.{name} (ours: {ours.__name__}.{name})"
             if not hasattr(ours, name):
                 wrong.append(f"{where} is missing")
@@ -88,6 +89,14 @@ def test_every_original_method_exists_with_its_shape():
             got = shape(getattr(ours, name))
             if got != expected:
                 wrong.append(f"{where} is {got}, the original's is {expected}")
+            # A call passing the original's parameters by position still binds.
+            signature = inspect.signature(getattr(ours, name))
+            if not isinstance(attr, (classmethod, staticmethod)):
+                signature = signature.replace(parameters=list(signature.parameters.values())[1:])  # self
+            try:
+                signature.bind(*params)
+            except TypeError as e:
+                wrong.append(f"{where}: cannot take the original's parameters {params}: {e}")
     assert not wrong, "\n".join(wrong)
 
 
