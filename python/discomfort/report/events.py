@@ -70,7 +70,8 @@ def _describe_python_value(value: Any) -> Any:
 def _describe_python_error(error: Any) -> Dict[str, Any]:
     if isinstance(error, dict):
         return error
-    described: Dict[str, Any] = {"message": str(error), "code": type(error).__name__}
+    # str() of a Discomfort error already names the iteration, workflow and node.
+    described: Dict[str, Any] = {"message": str(error), "code": type(error).__name__, "located": True}
     for key in ("node_id", "class_type", "input_name", "port", "workflow", "iteration", "traceback"):
         value = getattr(error, key, None)
         if value not in (None, ""):

@@ -33,6 +33,8 @@ _OWN_ID = re.compile(r"^(iteration-\d+|marks-|values-|threshold-|iteration-limit
 _figure_numbers = itertools.count(1)
 # Past this many iterations bars are thinner than a pixel: a line reads better.
 _MAX_BARS = 150
+# Past this many points, markers are drawn as one path (or left out): each marker is an SVG element.
+_MAX_MARKERS = 200
 
 
 def iteration_times(iterations: Sequence[Iteration], marks: Sequence[StageMark],
@@ -64,9 +66,17 @@ def iteration_times(iterations: Sequence[Iteration], marks: Sequence[StageMark],
             if not hits:
                 continue
             y = [top * (1.08 + 0.08 * rows.index((kind, m.stage))) for m in hits]
-            collection = ax.scatter([m.iteration for m in hits], y, marker=marker, color=_COLORS[kind],
-                                    s=36, zorder=4, label=label, clip_on=False)
-            collection.set_gid(f"marks-{kind}")
+            if len(hits) <= _MAX_MARKERS:
+                drawn = ax.scatter([m.iteration for m in hits], y, marker=marker, color=_COLORS[kind],
+                                   s=36, zorder=4, label=label, clip_on=False)
+            else:
+                # One path of short ticks: thousands of separate markers would weigh megabytes.
+                xs_ticks, ys_ticks = [], []
+                for m, height in zip(hits, y):
+                    xs_ticks += [m.iteration, m.iteration, float("nan")]
+                    ys_ticks += [height - top * 0.025, height + top * 0.025, float("nan")]
+                drawn, = ax.plot(xs_ticks, ys_ticks, color=_COLORS[kind], linewidth=0.8, label=label, clip_on=False)
+            drawn.set_gid(f"marks-{kind}")
         for n, (kind, stage) in enumerate(rows):
             ax.text(1.005, top * (1.08 + 0.08 * n), stage, transform=ax.get_yaxis_transform(), va="center",
                     fontsize=8, color=_COLORS[kind])
@@ -92,12 +102,14 @@ def port_plot(port: Port, thresholds: Iterable[Threshold] = (), unit: str = "ite
         xs = [x for x, _ in points]
         if port.kind == "boolean":
             ys = [1 if v else 0 for _, v in points]
-            line, = ax.step(xs, ys, where="mid", color=_COLORS["line"], marker="o", markersize=3)
+            line, = ax.step(xs, ys, where="mid", color=_COLORS["line"], marker="o",
+                            markersize=3 if len(xs) <= _MAX_MARKERS else 0)
             ax.set_yticks([0, 1], ["false", "true"])
             ax.set_ylim(-0.2, 1.2)
         else:
             ys = [float(v) for _, v in points]
-            line, = ax.plot(xs, ys, color=_COLORS["line"], marker="o", markersize=3 if len(xs) <= 200 else 0)
+            line, = ax.plot(xs, ys, color=_COLORS["line"], marker="o",
+                            markersize=3 if len(xs) <= _MAX_MARKERS else 0)
             if all(isinstance(v, int) for _, v in points):
                 ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         line.set_gid(f"values-{port.uid}")

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import jinja2
 
 from . import figures, images, sweep_grid
-from .run_model import Port, Run, describe_error
+from .run_model import Iteration, Port, Run, describe_error
 from .trace import Trace
 from .until import parse_until
 
@@ -34,7 +34,6 @@ def _view(run: Run, title: Optional[str], trace: Optional[Trace], trace_path: Op
 
     time_chart = ""
     if run.kind == "sweep":
-        from .run_model import Iteration
         timed = [Iteration(p.index, p.seconds, p.ok) for p in run.points if p.seconds is not None]
         if timed:
             time_chart = figures.iteration_times(timed, [], unit="point")
@@ -88,7 +87,7 @@ def _view(run: Run, title: Optional[str], trace: Optional[Trace], trace_path: Op
     point_values: Dict[int, List[Tuple[str, str]]] = {}
     for point in run.points:
         for uid, value in point.outputs.items():
-            if isinstance(value, (bool, int, float, str)) and not isinstance(value, dict):
+            if isinstance(value, (bool, int, float, str)):
                 point_values.setdefault(point.index, []).append((uid, _format_value(value)))
 
     if run.kind == "sweep" and len(run.points) > MAX_SWEEP_THUMBNAILS:

@@ -109,6 +109,8 @@ def describe_error(error: Optional[Dict[str, Any]]) -> str:
         return ""
     if not isinstance(error, dict):
         return str(error)
+    if error.get("located"):
+        return f"{error.get('code', 'error')}: {error.get('message', '')}"
     where = []
     if error.get("iteration") is not None:
         where.append(f"iteration {error['iteration']}")
