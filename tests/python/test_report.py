@@ -512,3 +512,15 @@ def test_the_command_line_runs_without_the_compiled_core(runs, tmp_path):
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_python_dash_m_on_the_built_package(runs, tmp_path):
+    """`python -m discomfort.report` where the discomfort package is importable (the build's, here)."""
+    spec = importlib.util.find_spec("discomfort")
+    if spec is None:
+        pytest.skip("the discomfort package is not importable here (PYTHONPATH=build/release/python)")
+    out = tmp_path / "m.html"
+    result = subprocess.run([sys.executable, "-m", "discomfort.report", runs["sweep"], "-o", str(out)],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out) and '<table class="xy"' in out.read_text()
