@@ -337,3 +337,29 @@ NODE_CLASS_MAPPINGS = {
     "DiscomfortTestBlockAt": DiscomfortTestBlockAt,
     **_V3_TEST_NODES,
 }
+
+
+class DiscomfortTestCount:
+    """Passes anything through and appends a line to `path` each time it runs, so tests can count
+    executions across processes (a setup workflow once per worker, a failing point never retried)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*", {}), "path": ("STRING", {"default": ""})}}
+
+    @classmethod
+    def IS_CHANGED(cls, value, path):
+        return float("nan")  # every execution counts
+
+    RETURN_TYPES = ("*",)
+    FUNCTION = "count"
+    CATEGORY = "discomfort/test"
+
+    def count(self, value, path):
+        import os
+        with open(path, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return (value,)
+
+
+NODE_CLASS_MAPPINGS["DiscomfortTestCount"] = DiscomfortTestCount
