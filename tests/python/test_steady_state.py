@@ -46,7 +46,7 @@ def node_class(name):
 
 
 def calls(label):
-    return node_class("DiscomfortTestCount").CALLS.get(label, 0)
+    return node_class("DiscomfortTestCalls").CALLS.get(label, 0)
 
 
 def unique(label):
@@ -227,10 +227,10 @@ def cache_workflow(label, fingerprint_label):
     return {
         "1": loader("counter"),
         "2": {"class_type": "DiscomfortTestAdd", "inputs": {"value": link("1"), "amount": 1}},
-        "3": {"class_type": "DiscomfortTestCount", "inputs": {"label": f"{label}-load"}},
+        "3": {"class_type": "DiscomfortTestCalls", "inputs": {"label": f"{label}-load"}},
         "4": {"class_type": "DiscomfortTestVolatile", "inputs": {"label": f"{label}-nan", "value": link("3")}},
         "5": {"class_type": "DiscomfortTestFingerprint", "inputs": {"label": fingerprint_label, "value": link("3")}},
-        "6": {"class_type": "DiscomfortTestCount", "inputs": {"label": f"{label}-after-fp", "value": link("5")}},
+        "6": {"class_type": "DiscomfortTestCalls", "inputs": {"label": f"{label}-after-fp", "value": link("5")}},
         "7": {"class_type": "DiscomfortTestPromptEcho", "inputs": {"value": link("4")}},
         "8": saver("counter", link("2")),
         "9": saver("echo", link("7")),
@@ -299,7 +299,7 @@ def test_an_output_node_after_a_constant_branch_is_served_from_the_cache(host):
                   "2": {"class_type": "DiscomfortTestAdd", "inputs": {"value": link("1"), "amount": 1}},
                   "3": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
                   "4": {"class_type": "SaveImage", "inputs": {"images": link("5"), "filename_prefix": prefix}},
-                  "5": {"class_type": "DiscomfortTestCount", "inputs": {"label": label, "value": link("3")}},
+                  "5": {"class_type": "DiscomfortTestCalls", "inputs": {"label": label, "value": link("3")}},
                   "6": saver("counter", link("2"))}
         runs[exact] = host_loop(host, prompt, {"counter": 0}, 4, exact)
         names = [r["ui"]["4"]["images"][0]["filename"] for r in runs[exact]]

@@ -74,6 +74,11 @@ class _V3Callee:
         if function == class_def.FUNCTION:
             self.FUNCTION = function
         setattr(self, function, call)
+        # What the call machinery reads of the class, fixed by its schema: plain attributes here
+        # rather than a __getattr__ and a classproperty per read.
+        for name in ("INPUT_IS_LIST", "OUTPUT_IS_LIST", "RETURN_TYPES"):
+            if hasattr(class_def, name):
+                setattr(self, name, getattr(class_def, name))
 
     def __getattr__(self, name):
         return getattr(self._class_def, name)
@@ -126,10 +131,19 @@ class IsChangedSpec:
             self.function = "IS_CHANGED"
         self.input_data, _, self.v3_data = c.execution.get_input_data(inputs, class_def, node_id, None)
         self.callee = _V3Callee(class_def, self.v3_data, self.function) if v3 else class_def
+        # Discomfort's own context loader (one per INPUT port): its IS_CHANGED is the context
+        # version, a dict lookup; called directly, as the mapping over its one constant would.
+        from .nodes import DiscomfortContextLoader
+        self.loader_uid = None
+        if class_def is DiscomfortContextLoader and list(self.input_data) == ["unique_id"] \
+                and len(self.input_data["unique_id"]) == 1:
+            self.loader_uid = self.input_data["unique_id"][0]
 
     async def evaluate(self, prompt_id: str):
         c = comfy()
         try:
+            if self.loader_uid is not None:
+                return [self.callee.IS_CHANGED(unique_id=self.loader_uid)]
             results = await c.execution._async_map_node_over_list(
                 prompt_id, self.node_id, self.callee, _fresh(self.input_data), self.function, v3_data=self.v3_data)
             results = await c.execution.resolve_map_node_over_list_results(results)

@@ -167,10 +167,18 @@ def _has_lazy_status(class_def) -> bool:
     return getattr(class_def, "check_lazy_status", None) is not None
 
 
+_SCALARS = (int, float, str, bool, type(None))
+
+
 def _same_is_changed(new, old) -> bool:
-    """Whether ComfyUI's cache key would still match: it holds `to_hashable(is_changed)`."""
+    """Whether ComfyUI's cache key would still match: it holds `to_hashable(is_changed)`. For lists of
+    plain scalars (the usual result: one value per call) list equality is the same comparison
+    (element by element, identity first, so NaN never matches a new NaN), without the frozensets."""
     if old is _MISSING:
         return False
+    if type(new) is list and type(old) is list and all(type(x) in _SCALARS for x in new) \
+            and all(type(x) in _SCALARS for x in old):
+        return new == old
     to_hashable = comfy().to_hashable
     return to_hashable(new) == to_hashable(old)
 
@@ -254,6 +262,7 @@ class Plan:
         self.outputs = list(outputs)
         self.dynprompt = c.execution.DynamicPrompt(prompt)
         self.classes = {node_id: nodes.NODE_CLASS_MAPPINGS[node["class_type"]] for node_id, node in prompt.items()}
+        self._class_pairs = [(node["class_type"], self.classes[node_id]) for node_id, node in prompt.items()]
         self.store: Dict[str, Any] = {}     # node id -> CacheEntry, as ComfyUI's output cache holds it
         self.objects: Dict[str, Any] = {}   # node id -> node instance, as ComfyUI's object cache
         self.links: Dict[str, List[Tuple[str, int]]] = {}      # node -> its inputs' (source, socket)
@@ -348,10 +357,14 @@ class Plan:
         return None
 
     def classes_current(self) -> bool:
+        """Whether the registry still maps every class type to the class the plan was made with (it
+        can change without load_nodes: anything may assign to NODE_CLASS_MAPPINGS)."""
         import nodes
-        mappings = nodes.NODE_CLASS_MAPPINGS
-        classes = self.classes
-        return all(mappings.get(node["class_type"]) is classes[node_id] for node_id, node in self.prompt.items())
+        get = nodes.NODE_CLASS_MAPPINGS.get
+        for class_type, cls in self._class_pairs:
+            if get(class_type) is not cls:
+                return False
+        return True
 
     # ------------------------------------------------------------------ taking over and handing back
     def adopt(self, executor) -> None:

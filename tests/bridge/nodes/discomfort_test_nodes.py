@@ -124,7 +124,7 @@ def _count(calls, label):
     calls[label] = calls.get(label, 0) + 1
 
 
-class DiscomfortTestCount:
+class DiscomfortTestCalls:
     """Passes `value` through (or `label` when nothing is connected) and counts its executions; no
     IS_CHANGED, so it runs again only when an input changes (as a checkpoint loader)."""
     CALLS = {}
@@ -142,16 +142,16 @@ class DiscomfortTestCount:
         return (label if value is None else value,)
 
 
-class DiscomfortTestVolatile(DiscomfortTestCount):
-    """DiscomfortTestCount whose IS_CHANGED is NaN: ComfyUI runs it every time."""
+class DiscomfortTestVolatile(DiscomfortTestCalls):
+    """DiscomfortTestCalls whose IS_CHANGED is NaN: ComfyUI runs it every time."""
 
     @classmethod
     def IS_CHANGED(cls, **kwargs):
         return float("nan")
 
 
-class DiscomfortTestFingerprint(DiscomfortTestCount):
-    """DiscomfortTestCount whose IS_CHANGED is TOKENS[label] (a test changes it between iterations,
+class DiscomfortTestFingerprint(DiscomfortTestCalls):
+    """DiscomfortTestCalls whose IS_CHANGED is TOKENS[label] (a test changes it between iterations,
     as a file a loader reads would change)."""
     TOKENS = {}
 
@@ -325,7 +325,7 @@ NODE_CLASS_MAPPINGS = {
     "DiscomfortTestSleep": DiscomfortTestSleep,
     "DiscomfortTestHangAt": DiscomfortTestHangAt,
     "DiscomfortTestPreview": DiscomfortTestPreview,
-    "DiscomfortTestCount": DiscomfortTestCount,
+    "DiscomfortTestCalls": DiscomfortTestCalls,
     "DiscomfortTestVolatile": DiscomfortTestVolatile,
     "DiscomfortTestFingerprint": DiscomfortTestFingerprint,
     "DiscomfortTestLazyPick": DiscomfortTestLazyPick,
