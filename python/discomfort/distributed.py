@@ -55,12 +55,13 @@ point ok, 1 some point failed or the sweep could not run, 130 cancelled.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import json
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -91,14 +92,17 @@ def run_sweep(config: Dict[str, Any], cancelled: Callable[[], bool], emit: Calla
     """Runs ``config["points"]`` on the Ray cluster at ``config["address"]``; ``emit`` receives one
     JSON-ready dict per point as points finish; ``cancelled()`` is polled and, once true, stops
     every worker's point. Returns the exit code (0, 1, 130). Errors that stop the sweep are
-    written to stderr. While it runs, whatever Python or Ray print in this process goes to stderr:
-    stdout is the caller's, for the emitted lines."""
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            summary = execute(config, cancelled, emit)
-        except SweepError as exc:
-            _log(str(exc))
-            return 1
+    written to stderr. While it runs, whatever Python or Ray print in this process goes to stderr,
+    except what ``emit`` prints: stdout carries the sweep's lines only."""
+    stdout = _StdoutForEmitOnly(sys.stdout, sys.stderr)
+    sys.stdout = stdout
+    try:
+        summary = execute(config, cancelled, stdout.wrap(emit))
+    except SweepError as exc:
+        _log(str(exc))
+        return 1
+    finally:
+        sys.stdout = stdout.stdout
     if summary.cancelled:
         return 130
     return 0 if summary.failed == 0 else 1
@@ -111,20 +115,55 @@ def execute(config: Dict[str, Any], cancelled: Callable[[], bool], on_result: Ca
     log = log or _log
     options = _Options.read(config)
     spec = _worker_spec(config, options)
+    terminated = threading.Event()
+    previous_sigterm = _sigterm_handler()
     connection = _cluster.connect(options.address, options.workers_per_node, log)
     try:
+        _on_sigterm(lambda *_: terminated.set())
         # The actor class travels by value: a worker needs its own discomfort package (the engine),
         # not this file, and the module may have been loaded by path under a name no worker knows.
         connection.ray.cloudpickle.register_pickle_by_value(_actor)
-        summary = _scheduler.Scheduler(connection.ray, _cluster, options, spec, _actor.SweepWorker, cancelled,
-                                       on_result, log).run()
+        summary = _scheduler.Scheduler(connection.ray, _cluster, options, spec, _actor.SweepWorker,
+                                       lambda: terminated.is_set() or cancelled(), on_result, log).run()
     finally:
         connection.close()
+        _on_sigterm(previous_sigterm)
     log(f"sweep on ray: {summary.points} points, {summary.failed} failed, {summary.seconds:.1f} s, "
         f"{summary.actors} workers, {summary.actor_starts} engine starts"
         + (f", {summary.retried} point runs repeated after lost workers" if summary.retried else "")
         + (" (cancelled)" if summary.cancelled else ""))
     return summary
+
+
+class _StdoutForEmitOnly:
+    """sys.stdout while run_sweep runs: text written inside ``emit`` goes to the real stdout, the
+    rest (Ray prints its workers' deaths and other cluster messages to stdout, from its own
+    threads) to stderr."""
+
+    def __init__(self, stdout, stderr) -> None:
+        self.stdout, self.stderr = stdout, stderr
+        self._emitting = threading.local()
+
+    def wrap(self, emit: Callable[[Dict[str, Any]], None]) -> Callable[[Dict[str, Any]], None]:
+        def emit_to_stdout(line: Dict[str, Any]) -> None:
+            self._emitting.on = True
+            try:
+                emit(line)
+            finally:
+                self._emitting.on = False
+        return emit_to_stdout
+
+    def _target(self):
+        return self.stdout if getattr(self._emitting, "on", False) else self.stderr
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno... of the stream written to
+        return getattr(self._target(), name)
 
 
 @dataclass
@@ -245,6 +284,19 @@ def _read_bytes(path: str, what: str) -> bytes:
             return f.read()
     except OSError as exc:
         raise SweepError(f"cannot read {what}: {path}: {exc.strerror or exc}", code="not_found") from exc
+
+
+def _sigterm_handler():
+    return signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+
+
+def _on_sigterm(handler) -> None:
+    """SIGTERM cancels the sweep as Ctrl-C does (ray.init replaces this process's SIGTERM handler
+    with one that exits without stopping the workers' points). Only the main thread can set it;
+    a handler Python did not install comes back as the default one."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, handler if handler is not None else signal.SIG_DFL)
 
 
 def _log(message: str) -> None:

@@ -232,6 +232,34 @@ def test_cancel_stops_every_worker(two_worker_nodes, distributed):
     assert actors and all(a["State"] == "DEAD" for a in actors)
 
 
+def test_sigterm_stops_a_driver_process_whose_stdout_holds_only_the_lines(two_worker_nodes):
+    # The CLI's way: the driver loaded by path in its own process, its stdout the sweep's lines only
+    # (the workers' prints and Ray's messages go to stderr); SIGTERM cancels as Ctrl-C does.
+    workflow = {"1": port("x"), "2": {"class_type": "DiscomfortTestSleep", "inputs": {"value": ["1", 0],
+                                                                                     "seconds": 3.0}},
+                "3": port("y", ["2", 0])}
+    config = config_for(two_worker_nodes, points=sweep_points([("x", list(range(10)))]),
+                        workflows=[{"name": "sleeps.json", "workflow": workflow}])
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVER_PRELUDE + (
+        "config = json.loads(sys.argv[1])\n"
+        "sys.exit(m.run_sweep(config, lambda: False, lambda line: print(json.dumps(line), flush=True)))\n"),
+        json.dumps(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # the first point done: the workers are running the next ones
+    sent = time.monotonic()
+    proc.send_signal(15)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert time.monotonic() - sent < 20
+    lines = [json.loads(text) for text in (first + rest).splitlines()]  # every stdout line is a point's JSON
+    assert lines and all(line["event"] == "point_done" for line in lines) and len(lines) < 10
+    assert "cancelled" in err
+    pids = {line["pid"] for line in lines}
+    deadline = time.monotonic() + 20
+    while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+
+
 def test_a_worker_with_another_discomfort_version_is_refused(two_worker_nodes, distributed, monkeypatch, capsys):
     real = distributed._cluster.driver_versions(None)
     monkeypatch.setattr(distributed._cluster, "driver_versions", lambda path: dict(real, discomfort="9.9.9"))
@@ -253,13 +281,17 @@ def test_a_worker_with_another_comfyui_version_is_refused(two_worker_nodes, dist
     assert f"this worker has ComfyUI {workers_version}, the driver has ComfyUI 0.0.1" in err
 
 
+_DRIVER_PRELUDE = (
+    "import importlib.util, json, sys\n"
+    f"spec = importlib.util.spec_from_file_location('discomfort_distributed', {os.path.join(package_dir(), 'distributed.py')!r})\n"
+    "m = importlib.util.module_from_spec(spec); sys.modules['discomfort_distributed'] = m\n"
+    "spec.loader.exec_module(m)\n")
+
+
 def _driver_subprocess(script: str, timeout: float = 60):
-    code = ("import importlib.util, json, sys\n"
-            f"spec = importlib.util.spec_from_file_location('discomfort_distributed', {os.path.join(package_dir(), 'distributed.py')!r})\n"
-            "m = importlib.util.module_from_spec(spec); sys.modules['discomfort_distributed'] = m\n"
-            "spec.loader.exec_module(m)\n" + script)
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-c", _DRIVER_PRELUDE + script], capture_output=True, text=True,
+                          timeout=timeout)
     return proc, time.monotonic() - started
 
 
