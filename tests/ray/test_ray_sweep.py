@@ -125,10 +125,12 @@ def test_grid_sweep_equals_the_local_sweep_pixel_for_pixel(grid_run, local_refer
 
 
 def test_setup_runs_once_per_actor_not_per_point(grid_run):
-    runs = counted(grid_run["count_file"])
-    # two actors (one per worker node), each ran the setup once in its own process, for 16 points
-    assert len(runs) == 2 and len(set(runs)) == 2
-    assert {str(line["pid"]) for line in grid_run["lines"]} <= set(runs)
+    runs = counted(grid_run["count_file"])  # the pid of each setup run
+    workers = {str(line["pid"]) for line in grid_run["lines"]}
+    # 16 points, two actors: every actor that ran points ran the setup once, in its own process (an
+    # actor still starting when the first one had finished every point is stopped before its setup)
+    assert len(runs) == len(set(runs)) and 1 <= len(runs) <= 2
+    assert workers <= set(runs)
 
 
 def test_a_removed_node_s_points_run_again_elsewhere(two_worker_nodes, distributed, local_reference, tmp_path):
