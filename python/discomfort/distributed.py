@@ -115,6 +115,9 @@ def execute(config: Dict[str, Any], cancelled: Callable[[], bool], on_result: Ca
     log = log or _log
     options = _Options.read(config)
     spec = _worker_spec(config, options)
+    if not spec["versions"].get("comfyui"):
+        log(f"no ComfyUI version found here ({_cluster.find_comfyui(spec['comfyui_path'])}): the workers' ComfyUI "
+            f"versions are not compared")
     terminated = threading.Event()
     previous_sigterm = _sigterm_handler()
     connection = _cluster.connect(options.address, options.workers_per_node, log)
