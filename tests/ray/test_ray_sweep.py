@@ -135,8 +135,8 @@ def test_setup_runs_once_per_actor_not_per_point(grid_run):
 
 def test_a_removed_node_s_points_run_again_elsewhere(two_worker_nodes, distributed, local_reference, tmp_path):
     cluster = two_worker_nodes
-    slow = load(BLUR)  # the same pixels, 0.4 s slower per iteration: the sweep lasts long enough
-    slow["7"] = {"class_type": "DiscomfortTestSleep", "inputs": {"value": ["4", 0], "seconds": 0.4}}
+    slow = load(BLUR)  # the same pixels, 0.6 s slower per iteration: both workers get points
+    slow["7"] = {"class_type": "DiscomfortTestSleep", "inputs": {"value": ["4", 0], "seconds": 0.6}}
     slow["5"]["inputs"]["image"] = ["7", 0]
     removed = {}
 
@@ -355,3 +355,10 @@ def test_python_api_refuses_values_that_cannot_travel(two_worker_nodes, d):
     import discomfort
     with pytest.raises(discomfort.TypeMismatchError, match="'model'.*cannot travel"):
         asyncio.run(d.sweep([BLUR], grid={"radius": [1]}, inputs={"model": object()}, ray=two_worker_nodes.address))
+
+
+def test_python_api_without_ray_says_how_to_install_it(d, monkeypatch):
+    import discomfort
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(discomfort.PythonError, match=r"pip install 'discomfort\[ray\]'"):
+        asyncio.run(d.sweep([BLUR], grid={"radius": [1]}, ray="local:1"))
