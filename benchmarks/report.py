@@ -317,6 +317,56 @@ def misses(res):
     return out
 
 
+def ray_section(r):
+    """RESULTS.md's section for the `ray` scenario (benchmarks/ray/run.py): sweeps on a Ray cluster of
+    this machine against a local sweep, model loads per actor, and a projection to N machines."""
+    L = ["## Sweeps on Ray: the same points on 1 and 2 actors\n"]
+    la0, la1 = r.get("loadavg_at_start", [0])[0], r.get("loadavg_at_end", [0])[0]
+    L.append(f"`benchmarks/ray/run.py`: {r['points']} points of `{r['workflow']}` over different {r['image']} images, "
+             f"Ray {r['ray_version']}, the driver loaded by path as the CLI loads it. `local:1` and `local:2` start a "
+             f"cluster on this machine for each sweep (one one-CPU worker node per actor); the local sweep runs in the "
+             f"benchmark's process, pipeline off (an actor runs its points one at a time). {r['torch_threads']} torch "
+             f"thread everywhere. Time = first to last point's result, scaled by N/(N-1), the median of "
+             f"{r['repeats']} repeat(s) with the contenders alternating; load average {la0:.1f} at the start, "
+             f"{la1:.1f} at the end (other work shares this machine's {r['cores']} cores).\n")
+    L.append("| contender | points / s | per point | runs (s) | rest of the wall time: cluster and engine start, stop |")
+    L.append("|---|---:|---:|---|---:|")
+    rows = [("local sweep", r["local"], r["points_per_s"]["local"], r["per_point_s"]["local"], None),
+            ("Ray, 1 actor", r["ray"]["1"], r["points_per_s"]["ray_1_actor"], r["per_point_s"]["ray_1_actor"],
+             r["ray"]["1"]),
+            ("Ray, 2 actors", r["ray"]["2"], r["points_per_s"]["ray_2_actors"], r["per_point_s"]["ray_2_actors"],
+             r["ray"]["2"])]
+    for label, run, rate, per_point, ray in rows:
+        spans = ", ".join(f"{s:.2f}" for s in run.get("span_s_all", [run["span_s"]]))
+        startup = f"{ray['wall_s'] - ray['span_s']:.1f} s" if ray else "—"
+        L.append(f"| {label} | {rate:.1f} | {ms(per_point)} | {spans} | {startup} |")
+    outside = r["outside_execution_per_point_s"]
+    L.append("")
+    L.append(f"- Ray's added cost per point: {ms(r['ray_added_per_point_s'])} (1 actor against the local sweep); time "
+             f"outside the point's execution (decode, encode, and for Ray the call, its result and the driver) "
+             f"{ms(outside['local'])} locally, {ms(outside['ray_1_actor'])} on Ray.")
+    L.append(f"- 2 actors against 1: {r['speedup_2_vs_1_actor']:.2f}× on this shared machine, whose other work "
+             f"leaves less than its two cores to the two actors. Each actor is a process with an engine of its "
+             f"own, sharing only the driver; the projection below assumes that actors on machines of their own add "
+             f"up, which this machine cannot show.")
+    L.append(f"- Outputs of every contender equal pixel for pixel: {r['outputs_equal']}.")
+    m = r["model_loads"]
+    per_actor = ", ".join(f"{n}" for n in m.get("points_per_actor", {}).values())
+    L.append(f"- Model loads: a setup workflow loads `{m['checkpoint']}` (SD1.5 size) once per actor; "
+             f"{m['points']} points encode prompts with its warm CLIP ({ms(m['point_seconds']['median'])} per point, "
+             f"median; points per actor: {per_actor}). Checkpoint reads counted in the workers: "
+             f"**{m['checkpoint_reads']} for {m['points']} points on {m['actors']} actors**; an actor's start-up "
+             f"with the load: {', '.join(f'{s:.0f} s' for s in m['startup_with_setup_s'])}.")
+    p = r["projection"]
+    L.append(f"\n**Projection, not a measurement** ({p['assumes']}):\n")
+    L.append("| machines | actors | points / s | 10,000 points |")
+    L.append("|---:|---:|---:|---:|")
+    for row in p["rows"]:
+        L.append(f"| {row['machines']} | {row['actors']} | {row['points_per_s']:.0f} | {fmt_s(row['sweep_10000_s'])} |")
+    L.append("")
+    return L
+
+
 def write_md(res, folder):
     m = res["machine"]
     L = []
@@ -435,6 +485,9 @@ def write_md(res, folder):
     lm = res["scenarios"].get("large_model")
     if lm:
         L.extend(large_model_section(lm))
+
+    if res["scenarios"].get("ray"):
+        L.extend(ray_section(res["scenarios"]["ray"]))
 
     L.append("## Not measured (yet)\n")
     if not lm:
