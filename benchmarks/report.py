@@ -342,9 +342,13 @@ def ray_section(r):
         L.append(f"| {label} | {rate:.1f} | {ms(per_point)} | {spans} | {startup} |")
     outside = r["outside_execution_per_point_s"]
     L.append("")
-    L.append(f"- Ray's added cost per point: {ms(r['ray_added_per_point_s'])} (1 actor against the local sweep); time "
-             f"outside the point's execution (decode, encode, and for Ray the call, its result and the driver) "
-             f"{ms(outside['local'])} locally, {ms(outside['ray_1_actor'])} on Ray.")
+    added = r["ray_added_per_point_s"]
+    added_text = (f"{ms(added)} (1 actor against the local sweep)" if added > 0 else
+                  f"none measurable: the 1-actor Ray sweep took {ms(-added)} less per point than the local one in "
+                  f"this run (noise on this shared machine)")
+    L.append(f"- Ray's added cost per point: {added_text}; time outside the point's execution (decode, encode, "
+             f"and for Ray the call, its result and the driver) {ms(outside['local'])} locally, "
+             f"{ms(outside['ray_1_actor'])} on Ray.")
     L.append(f"- 2 actors against 1: {r['speedup_2_vs_1_actor']:.2f}× on this shared machine, whose other work "
              f"leaves less than its two cores to the two actors. Each actor is a process with an engine of its "
              f"own, sharing only the driver; the projection below assumes that actors on machines of their own add "
