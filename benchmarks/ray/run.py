@@ -176,7 +176,10 @@ def run(work, count=32, size=512, repeats=2):
     sys.path.insert(0, PYPKG)
     from discomfort import Discomfort
     import torch
-    res = {"points": count, "image": f"{size}x{size} RGB PNG", "workflow": "benchmarks/sweep/sweep.json",
+    import subprocess
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=BENCH).stdout.strip()
+    res = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "commit": commit,
+           "points": count, "image": f"{size}x{size} RGB PNG", "workflow": "benchmarks/sweep/sweep.json",
            "torch_threads": torch.get_num_threads(), "cores": os.cpu_count(), "ray_version": None}
     import ray
     res["ray_version"] = ray.__version__
