@@ -328,7 +328,8 @@ def ray_section(r):
              f"benchmark's process, pipeline off (an actor runs its points one at a time). {r['torch_threads']} torch "
              f"thread everywhere. Time = first to last point's result, scaled by N/(N-1), the median of "
              f"{r['repeats']} repeat(s) with the contenders alternating; load average {la0:.1f} at the start, "
-             f"{la1:.1f} at the end (other work shares this machine's {r['cores']} cores).\n")
+             f"{la1:.1f} at the end (other work shares this machine's {r['cores']} cores)."
+             + (f" Measured on {r['started']} at commit `{r['commit'][:12]}`." if r.get("started") else "") + "\n")
     L.append("| contender | points / s | per point | runs (s) | rest of the wall time: cluster and engine start, stop |")
     L.append("|---|---:|---:|---|---:|")
     rows = [("local sweep", r["local"], r["points_per_s"]["local"], r["per_point_s"]["local"], None),
