@@ -515,8 +515,9 @@ def ray_section(r):
              f"Ray {r['ray_version']}, the driver loaded by path as the CLI loads it. `local:1` and `local:2` start a "
              f"cluster on this machine for each sweep (one one-CPU worker node per actor); the local sweep runs in the "
              f"benchmark's process, pipeline off (an actor runs its points one at a time). {r['torch_threads']} torch "
-             f"thread everywhere. Time = first to last point's result, scaled by N/(N-1), the median of "
-             f"{r['repeats']} repeat(s) with the contenders alternating; load average {la0:.1f} at the start, "
+             f"thread everywhere. Time = first to last point's result, scaled by N/(N-1); of "
+             f"{r['repeats']} repeat(s) with the contenders alternating, the median run (of two, the faster); "
+             f"load average {la0:.1f} at the start, "
              f"{la1:.1f} at the end (other work shares this machine's {r['cores']} cores)."
              + (f" Measured on {r['started']} at commit `{r['commit'][:12]}`." if r.get("started") else "") + "\n")
     L.append("| contender | points / s | per point | runs (s) | rest of the wall time: cluster and engine start, stop |")
@@ -539,10 +540,10 @@ def ray_section(r):
     L.append(f"- Ray's added cost per point: {added_text}; time outside the point's execution (decode, encode, "
              f"and for Ray the call, its result and the driver) {ms(outside['local'])} locally, "
              f"{ms(outside['ray_1_actor'])} on Ray.")
-    L.append(f"- 2 actors against 1: {r['speedup_2_vs_1_actor']:.2f}× on this shared machine, whose other work "
-             f"leaves less than its two cores to the two actors. Each actor is a process with an engine of its "
+    L.append(f"- 2 actors against 1: {r['speedup_2_vs_1_actor']:.2f}× on these {r['cores']} shared cores (the runs "
+             f"column shows how much other work moves the times). Each actor is a process with an engine of its "
              f"own, sharing only the driver; the projection below assumes that actors on machines of their own add "
-             f"up, which this machine cannot show.")
+             f"up, which one machine cannot show.")
     L.append(f"- Outputs of every contender equal pixel for pixel: {r['outputs_equal']}.")
     m = r["model_loads"]
     per_actor = ", ".join(f"{n}" for n in m.get("points_per_actor", {}).values())
