@@ -191,7 +191,10 @@ def local_gpu_ids() -> List[str]:
 
 def _python_for_ray() -> None:
     """Ray starts its processes with sys.executable; inside the CLI's embedded interpreter that is
-    the CLI itself, so point it at the environment's python."""
+    the CLI itself, so point it at the environment's python. Ray also reads sys.argv[0], which an
+    embedded interpreter may not have."""
+    if not getattr(sys, "argv", None):
+        sys.argv = ["discomfort"]
     name = os.path.basename(sys.executable or "")
     if name.startswith("python"):
         return
