@@ -198,10 +198,14 @@ def _python_for_ray() -> None:
     name = os.path.basename(sys.executable or "")
     if name.startswith("python"):
         return
-    for candidate in (os.path.join(sys.prefix, "bin", "python3"), os.path.join(sys.prefix, "bin", "python")):
-        if os.access(candidate, os.X_OK):
-            sys.executable = candidate
-            return
+    # The environment Ray is installed in (<env>/lib/pythonX.Y/site-packages/ray), else sys.prefix.
+    import ray
+    environment = os.path.abspath(os.path.join(os.path.dirname(ray.__file__), "..", "..", "..", ".."))
+    for folder in (environment, sys.prefix):
+        for candidate in (os.path.join(folder, "bin", "python3"), os.path.join(folder, "bin", "python")):
+            if os.access(candidate, os.X_OK):
+                sys.executable = candidate
+                return
 
 
 @dataclass
