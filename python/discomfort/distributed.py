@@ -106,6 +106,10 @@ def run_sweep(config: Dict[str, Any], cancelled: Callable[[], bool], emit: Calla
     except SweepError as exc:
         _log(str(exc))
         return 1
+    except Exception:  # a fault here or in Ray: the caller (the CLI) gets an exit code and the traceback
+        import traceback
+        _log("the sweep on Ray failed:\n" + traceback.format_exc().rstrip())
+        return 1
     finally:
         sys.stdout = stdout.stdout
     if summary.cancelled:
