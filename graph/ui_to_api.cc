@@ -26,15 +26,6 @@ using namespace std::string_view_literals;
 constexpr int kMaxResolveDepth = 1024;
 constexpr int kMaxSubgraphNesting = 64;
 
-json WrapForPrompt(const json& v, bool curve = false) {
-  if (!v.is_array()) return v;
-  json wrapped(json::value_t::object);
-  // executionUtil.ts: curve widgets tell the backend the list's type.
-  if (curve) wrapped.get_ref<json::object_t&>().emplace("__type__", "CURVE");
-  wrapped.get_ref<json::object_t&>().emplace("__value__", v);
-  return wrapped;
-}
-
 // {"inputs": ..., "class_type": ...} built member by member: nlohmann's initializer-list
 // constructor builds a temporary two-element array per member, which cost an eighth of a
 // conversion.

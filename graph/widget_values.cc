@@ -67,6 +67,15 @@ std::vector<size_t> LegacySlotIndexes(const NodeDef& def) {
 
 }  // namespace
 
+json WrapForPrompt(const json& v, bool curve) {
+  if (!v.is_array()) return v;
+  json wrapped(json::value_t::object);
+  // executionUtil.ts: curve widgets tell the backend the list's type.
+  if (curve) wrapped.get_ref<json::object_t&>().emplace("__type__", "CURVE");
+  wrapped.get_ref<json::object_t&>().emplace("__value__", v);
+  return wrapped;
+}
+
 bool IsControlValue(const json& v) {
   if (v.is_boolean()) return true;  // 2023 saves: the old "randomize" checkbox
   if (!v.is_string()) return false;

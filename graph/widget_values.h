@@ -20,6 +20,10 @@ namespace discomfort::graph {
 // or the boolean of 2023 saves).
 bool IsControlValue(const nlohmann::json& v);
 
+// A widget value as a prompt carries it: a list becomes {"__value__": list} (the backend would
+// read a bare [string, int] as a link), with "__type__": "CURVE" for curve widgets.
+nlohmann::json WrapForPrompt(const nlohmann::json& v, bool curve = false);
+
 // A widget's value as a reference into the definitions or the workflow (copied once, into the
 // prompt); `owned` holds values made here (load fix-ups).
 struct WidgetValue {
