@@ -12,6 +12,7 @@
 #include "bridge/python_errors.h"
 #include "bridge/python_runtime.h"
 #include "bridge/value_convert.h"
+#include "engine/logging.h"
 
 namespace py = pybind11;
 namespace fs = std::filesystem;
@@ -20,6 +21,9 @@ namespace discomfort::bridge {
 namespace {
 
 std::mutex g_start_mu;
+// Held for each whole execution: ComfyUI's executor, node registry and the loaders' value table are
+// process-wide.
+std::mutex g_execution_mu;
 std::string g_started_path;  // the ComfyUI imported into this process
 nlohmann::json g_info;
 
@@ -73,6 +77,7 @@ Result<std::string> FindComfyUI(const std::string& explicit_path) {
 }
 
 Result<std::unique_ptr<ComfyBridge>> ComfyBridge::Start(const BridgeOptions& options) {
+  engine::UseDiscomfortLogger();  // logs on stderr (or the embedding program's sink), never stdout
   DISCOMFORT_ASSIGN_OR_RETURN(std::string comfy, FindComfyUI(options.comfyui_path));
   RuntimeOptions runtime;
   runtime.venv_python = options.venv_python;
@@ -100,6 +105,21 @@ Result<std::unique_ptr<ComfyBridge>> ComfyBridge::Start(const BridgeOptions& opt
                                            (work / "input").string(), (work / "user").string(),
                                            force_cpu, options.verbose, options.extra_node_paths);
     g_info = ToJson(info);
+    // Python's log lines (ComfyUI, custom nodes) join the engine's: stderr, or the embedding
+    // program's sink.
+    Host().attr("forward_logging")(py::cpp_function([](int level, const std::string& text) {
+      py::gil_scoped_release release;  // a sink may block; it must not hold the interpreter
+      const auto spd = level >= 40 ? spdlog::level::err
+                       : level >= 30 ? spdlog::level::warn
+                       : level >= 20 ? spdlog::level::info
+                                     : spdlog::level::debug;
+      spdlog::log(spd, "{}", text);
+    }));
+    if (options.python_stdout_to_stderr) {
+      // A command's stdout carries only its output: a node's print() goes to stderr.
+      py::module_ sys = py::module_::import("sys");
+      sys.attr("stdout") = sys.attr("stderr");
+    }
   } catch (py::error_already_set& e) {
     Status st = StatusFromPythonError(e, ErrorCode::kPython);
     return Status(ErrorCode::kPython, "importing ComfyUI from " + comfy + " failed: " + st.message())
@@ -201,6 +221,13 @@ Status ComfyBridge::Validate(const nlohmann::json& prompt) {
 
 Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionRequest& request) {
   if (!request.prompt) return Status(ErrorCode::kInternal, "execution request without a prompt");
+  std::unique_lock<std::mutex> turn(g_execution_mu, std::defer_lock);
+  if (PyGILState_Check()) {
+    py::gil_scoped_release release;  // the thread running now may need the GIL to finish
+    turn.lock();
+  } else {
+    turn.lock();
+  }
   py::gil_scoped_acquire gil;
   try {
     py::dict inputs, versions;
@@ -292,6 +319,22 @@ void ComfyBridge::Interrupt() {
     Host().attr("interrupt")();
   } catch (py::error_already_set& e) {
     spdlog::error("[discomfort] interrupt failed: {}", StatusFromPythonError(e, ErrorCode::kPython).ToString());
+  }
+}
+
+Status ComfyBridge::LoadNodes(const std::string& path) {
+  py::gil_scoped_acquire gil;
+  try {
+    Host().attr("load_nodes")(path);
+    return Status::Ok();
+  } catch (py::error_already_set& e) {
+    const bool missing = e.matches(PyExc_FileNotFoundError);
+    Status st = StatusFromPythonError(e, ErrorCode::kPython);
+    ErrorLocation where;
+    where.workflow = path;
+    return Status(missing ? ErrorCode::kNotFound : ErrorCode::kPython,
+                  "loading custom nodes from " + path + " failed: " + st.message(), where)
+        .set_traceback(st.traceback());
   }
 }
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::bridge {
 

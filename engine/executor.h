@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/value.h"
 
 namespace discomfort::engine {

@@ -2,9 +2,9 @@
 
 #include <spng.h>
 
-#include <cstdio>
-#include <fstream>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 
 #include <ATen/ATen.h>
 
@@ -32,8 +32,9 @@ bool LooksLikeImage(const at::Tensor& t) {
   return t.dim() == 3 && t.size(1) > 0 && t.size(2) > 0 && t.size(0) <= 4096;
 }
 
-Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image,
-                                                const std::string& path_stem) {
+Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image, const std::string& path_stem,
+                                                storage::FileSystem* fs) {
+  if (fs == nullptr) fs = storage::FileSystem::Default();
   if (!LooksLikeImage(image)) {
     return Status(ErrorCode::kTypeMismatch,
                   "expected an IMAGE tensor [B,H,W,C] (C = 1, 3 or 4) or a MASK [B,H,W]");
@@ -54,9 +55,7 @@ Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image,
     const std::string path =
         path_stem + (batch == 1 ? std::string() : "_" + std::to_string(b)) + ".png";
     std::unique_ptr<spng_ctx, SpngDeleter> ctx(spng_ctx_new(SPNG_CTX_ENCODER));
-    FILE* file = std::fopen(path.c_str(), "wb");
-    if (file == nullptr) return IoError(path, "cannot open for writing");
-    spng_set_png_file(ctx.get(), file);
+    spng_set_option(ctx.get(), SPNG_ENCODE_TO_BUFFER, 1);
     spng_ihdr ihdr = {};
     ihdr.width = static_cast<uint32_t>(width);
     ihdr.height = static_cast<uint32_t>(height);
@@ -67,19 +66,33 @@ Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image,
     const size_t frame_bytes = static_cast<size_t>(height * width * channels);
     const uint8_t* data = bytes.data_ptr<uint8_t>() + b * frame_bytes;
     int rc = spng_encode_image(ctx.get(), data, frame_bytes, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
-    ctx.reset();
-    const bool close_failed = std::fclose(file) != 0;
     if (rc != 0) return IoError(path, std::string("PNG encode failed (") + spng_strerror(rc) + ")");
-    if (close_failed) return IoError(path, "write failed (disk full?)");
+    size_t png_size = 0;
+    std::unique_ptr<void, decltype(&std::free)> png(spng_get_png_buffer(ctx.get(), &png_size, &rc), &std::free);
+    if (png == nullptr || rc != 0) return IoError(path, std::string("PNG encode failed (") + spng_strerror(rc) + ")");
+    // Atomic: a reader (or a re-run of the same point) never sees half a file. Images are not
+    // fsynced: a crash loses at most the last frames, which a resumed run writes again.
+    Status st = storage::WriteFileAtomically(*fs, path, std::string_view(static_cast<const char*>(png.get()), png_size),
+                                             /*sync=*/false);
+    if (!st.ok()) {
+      // A missing folder is a write failure here, like any other; a full disk stays kNoSpace.
+      return Status(st.code() == ErrorCode::kNoSpace ? ErrorCode::kNoSpace : ErrorCode::kIO,
+                    "writing " + path + ": " + st.message());
+    }
     written.push_back(path);
   }
   return written;
 }
 
-Result<at::Tensor> ReadPngAsImage(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status(ErrorCode::kNotFound, "cannot open image file: " + path);
-  std::vector<char> encoded((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+Result<at::Tensor> ReadPngAsImage(const std::string& path, storage::FileSystem* fs) {
+  if (fs == nullptr) fs = storage::FileSystem::Default();
+  auto read = fs->ReadFile(path);
+  if (!read.ok()) {
+    Status st = read.TakeStatus();
+    return Status(st.code() == ErrorCode::kNotFound ? ErrorCode::kNotFound : st.code(),
+                  "cannot read image file " + path + ": " + st.message());
+  }
+  const std::string& encoded = *read;
   std::unique_ptr<spng_ctx, SpngDeleter> ctx(spng_ctx_new(0));
   // Refuse absurd sizes before allocating: 16384^2 is ComfyUI's MAX_RESOLUTION.
   spng_set_image_limits(ctx.get(), 16384, 16384);

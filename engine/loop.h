@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <limits>
 #include <map>
@@ -14,11 +15,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/checkpoint.h"
 #include "engine/condition.h"
 #include "engine/executor.h"
+#include "engine/trace.h"
 #include "graph/api_prompt.h"
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/context.h"
+#include "storage/filesystem.h"
 
 namespace discomfort::engine {
 
@@ -88,6 +92,9 @@ struct LoopOptions {
   // How long a node may ignore that interrupt before the run ends anyway, leaving the node
   // running in the background (engine/timed_execution.h says what that means).
   double interrupt_grace = 10;
+  // The clock iteration deadlines are measured on; unset: std::chrono::steady_clock (tests inject
+  // one that jumps).
+  std::function<std::chrono::steady_clock::time_point()> clock;
   int first_iteration = 0;                    // > 0 when resuming
   // Every K finished iterations (and when cancelled) the context is saved to
   // `checkpoint_dir`/context with `checkpoint_dir`/run.json = checkpoint_manifest plus
@@ -95,18 +102,11 @@ struct LoopOptions {
   int checkpoint_every = 0;
   std::string checkpoint_dir;
   nlohmann::json checkpoint_manifest = nlohmann::json::object();
+  // Where images and checkpoints are written; null: the real file system. Not owned.
+  storage::FileSystem* fs = nullptr;
+  // Spans of iterations, stages, workflows, nodes and PNG encodes; null: no trace. Not owned.
+  TraceWriter* trace = nullptr;
 };
-
-// Saves a checkpoint: the context snapshot, then run.json (written to a temporary name and
-// renamed), so a crash at any point leaves the previous checkpoint usable.
-Status SaveCheckpoint(const storage::Context& context, const std::string& dir, nlohmann::json manifest,
-                      int next_iteration);
-struct Checkpoint {
-  nlohmann::json manifest;  // as given to SaveCheckpoint, plus next_iteration
-  int next_iteration = 0;
-};
-// Reads run.json and loads the snapshot into `context`.
-Result<Checkpoint> LoadCheckpoint(const std::string& dir, storage::Context& context);
 
 struct LoopResult {
   int iterations_completed = 0;  // index of the next iteration to run
@@ -123,7 +123,8 @@ class LoopRunner {
   // One stage running `workflows` every iteration.
   Result<LoopResult> Run(const std::vector<PreparedWorkflow>& workflows, const LoopOptions& options);
   // An iteration's outputs reach the context only when it finished, so an error leaves the
-  // context as of the last good iteration.
+  // context as of the last good iteration. The context values an iteration reads stay pinned
+  // (never spilled) while the workflows that read them run.
   Result<LoopResult> RunStages(const std::vector<Stage>& stages, const LoopOptions& options);
 
  private:

@@ -35,9 +35,9 @@ Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
   plan.max_iterations = doc["max_iterations"].get<int>();
   if (doc.contains("until")) {
     if (!doc["until"].is_string()) return PlanError("/until", "until must be a string expression");
-    plan.until = doc["until"].get<std::string>();
-    auto c = Condition::Parse(plan.until);
-    if (!c.ok()) return PlanError("/until", c.status().message());
+    auto until = Condition::Parse(doc["until"].get<std::string>());
+    if (!until.ok()) return PlanError("/until", until.status().message());
+    plan.until = std::move(until).value();
   }
   for (const char* key : {"iteration_timeout", "interrupt_grace"}) {
     if (!doc.contains(key)) continue;
@@ -75,9 +75,9 @@ Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
     }
     if (s.contains("when")) {
       if (!s["when"].is_string()) return PlanError(at + "/when", "when must be a string expression");
-      stage.when = s["when"].get<std::string>();
-      auto c = Condition::Parse(stage.when);
-      if (!c.ok()) return PlanError(at + "/when", c.status().message());
+      auto when = Condition::Parse(s["when"].get<std::string>());
+      if (!when.ok()) return PlanError(at + "/when", when.status().message());
+      stage.when = std::move(when).value();
     }
     if (s.contains("on_error") && !s["on_error"].is_string()) {
       return PlanError(at + "/on_error", "on_error must be \"stop\", \"skip\" or \"retry\"");
@@ -107,13 +107,13 @@ Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
 
 json LoopPlanToJson(const LoopPlan& plan) {
   json j = {{"max_iterations", plan.max_iterations}, {"inputs", plan.inputs}, {"stages", json::array()}};
-  if (!plan.until.empty()) j["until"] = plan.until;
+  if (plan.until) j["until"] = plan.until->text();
   if (plan.iteration_timeout > 0) j["iteration_timeout"] = plan.iteration_timeout;
   if (plan.interrupt_grace != LoopOptions().interrupt_grace) j["interrupt_grace"] = plan.interrupt_grace;
   for (const StageSpec& s : plan.stages) {
     json stage = {{"name", s.name}, {"workflows", s.workflows}, {"retries", s.retries},
                   {"on_error", s.on_error == ErrorPolicy::kStop ? "stop" : s.on_error == ErrorPolicy::kSkip ? "skip" : "retry"}};
-    if (!s.when.empty()) stage["when"] = s.when;
+    if (s.when) stage["when"] = s.when->text();
     j["stages"].push_back(stage);
   }
   return j;
@@ -127,10 +127,7 @@ Result<std::vector<Stage>> PrepareStages(const LoopPlan& plan, const WorkflowLoa
     stage.name = spec.name;
     stage.on_error = spec.on_error;
     stage.retries = spec.retries;
-    if (!spec.when.empty()) {
-      DISCOMFORT_ASSIGN_OR_RETURN(Condition when, Condition::Parse(spec.when));
-      stage.when = std::move(when);
-    }
+    stage.when = spec.when;
     for (const std::string& path : spec.workflows) {
       auto prompt = load(path);
       if (!prompt.ok()) {

@@ -23,22 +23,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/condition.h"
 #include "engine/loop.h"
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::engine {
 
 struct StageSpec {
   std::string name;
   std::vector<std::string> workflows;  // resolved paths
-  std::string when;                    // empty: always
+  std::optional<Condition> when;       // unset: always (parsed once, by ParseLoopPlan)
   ErrorPolicy on_error = ErrorPolicy::kStop;
   int retries = 0;
 };
 
 struct LoopPlan {
   int max_iterations = 1;
-  std::string until;  // empty: run max_iterations
+  std::optional<Condition> until;  // unset: run max_iterations (parsed once, by ParseLoopPlan)
   nlohmann::json inputs = nlohmann::json::object();
   std::vector<StageSpec> stages;
   double iteration_timeout = 0;  // 0: none; copy into LoopOptions

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "graph/api_prompt.h"
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/value.h"
 
 namespace discomfort::engine {

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graph/node_definitions.h"
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "graph/workflow.h"
 
 namespace discomfort::graph {

@@ -11,14 +11,16 @@
 // waits for it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/filesystem.h"
 #include "storage/value.h"
 
@@ -191,6 +193,15 @@ class Context {
   const std::string& temp_dir() const;
   // Recomputes the accounting from scratch and compares (tests, debugging).
   Status CheckConsistency() const;
+
+  // Observes spills and reloads as they finish ("spill" / "reload", the key, the bytes moved and
+  // when it started and ended), for a run's trace. Called on the thread that did the I/O, possibly
+  // with the store's lock held: it must return quickly and never call back into the context. Null
+  // removes it.
+  using IoObserver = std::function<void(std::string_view what, const std::string& key, uint64_t bytes,
+                                        std::chrono::steady_clock::time_point start,
+                                        std::chrono::steady_clock::time_point end)>;
+  void SetIoObserver(IoObserver observer);
 
   // Removes `root`/discomfort-ctx-<pid>-* folders whose process is gone. Returns how many.
   // Contexts call it when they open.

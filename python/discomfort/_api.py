@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from . import _engine, _workflows, errors
 from ._native import core
+from .builder import WorkflowBuilder
 from .context import WorkflowContext
 from .tools import WorkflowTools
 from .worker import Worker
@@ -63,7 +64,8 @@ class Discomfort:
                   on_iteration: Optional[Callable[[Dict[str, Any]], Any]] = None,
                   on_event: Optional[Callable[[Dict[str, Any]], Any]] = None,
                   cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
-                  interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
+                  interrupt_grace: Optional[float] = None, save_every: int = 1,
+                  trace: Optional[str] = None) -> Dict[str, Any]:
         """Runs ``workflows`` (paths or dicts, UI or API format) in order, ``iterations`` times, and
         returns {unique_id: value} for every OUTPUT port: tensors and live objects by reference.
 
@@ -81,7 +83,9 @@ class Discomfort:
         longer and raises RunTimeoutError (a TimeoutError) naming the iteration, workflow and node,
         the context left at the last finished iteration; ``interrupt_grace`` (default 10 s) is how
         long a node may ignore that interrupt before the call returns anyway (the node is then
-        abandoned and the next execution waits for it)."""
+        abandoned and the next execution waits for it). ``trace`` (a path) writes a Chrome trace of the
+        run (Perfetto or chrome://tracing open it): iterations, stages, workflows, every node, context
+        spills and reloads, PNG encodes."""
         self._check_open()
         if iterations < 0:
             raise errors.InvalidArgumentError("iterations must be >= 0")
@@ -96,7 +100,7 @@ class Discomfort:
             result = await self._run_core(ctx, loaded, iterations, until, output_dir,
                                           _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
                                           iteration_timeout, interrupt_grace, keep_reports=False,
-                                          save_every=save_every)
+                                          save_every=save_every, trace=trace)
             outputs = result["outputs"]
             if not use_ram and not own_context:
                 for uid, value in outputs.items():
@@ -110,20 +114,22 @@ class Discomfort:
                            iterations: int = 1, until: Optional[str] = None, output_dir: Optional[str] = None,
                            on_iteration: Optional[Callable] = None, on_event: Optional[Callable] = None,
                            cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
-                           interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
+                           interrupt_grace: Optional[float] = None, save_every: int = 1,
+                           trace: Optional[str] = None) -> Dict[str, Any]:
         """Like run, returning {outputs, files, iterations_completed, stopped_by_until, reports}."""
         self._check_open()
         loop = asyncio.get_running_loop()
         return await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
                                     _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
-                                    iteration_timeout, interrupt_grace, save_every=save_every)
+                                    iteration_timeout, interrupt_grace, save_every=save_every, trace=trace)
 
     async def run_plan(self, plan: Union[str, os.PathLike, Dict[str, Any]], *, context: Optional[WorkflowContext] = None,
                        iterations: Optional[int] = None, until: Union[None, str, Callable[[WorkflowContext], bool]] = None,
                        output_dir: Optional[str] = None, on_iteration: Optional[Callable] = None,
                        on_event: Optional[Callable] = None, cancel: Optional["core.CancelToken"] = None,
                        iteration_timeout: Optional[float] = None,
-                       interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
+                       interrupt_grace: Optional[float] = None, save_every: int = 1,
+                       trace: Optional[str] = None) -> Dict[str, Any]:
         """Runs a loop plan (a PLAN.json path or the same structure as a dict: stages with ``when``
         conditions and error policies, ``until``, ``max_iterations``, ``inputs``; see the README).
         Returns {outputs, files, iterations_completed, stopped_by_until, reports}. ``until`` may
@@ -131,22 +137,19 @@ class Discomfort:
         ``iteration_timeout`` / ``interrupt_grace`` override the plan's fields of those names;
         ``save_every`` as in run."""
         self._check_open()
-        base_dir = ""
         if isinstance(plan, (str, os.PathLike)):
-            base_dir = os.path.dirname(os.path.abspath(os.fspath(plan)))
-            with open(plan) as f:
-                plan = json.load(f)
+            plan = os.fspath(plan)  # read by the engine, exactly as the CLI's --plan
         own_context = context is None
         ctx = WorkflowContext() if own_context else context
         loop = asyncio.get_running_loop()
         try:
-            return await self._submit(self._engine.run_plan, ctx, plan, base_dir=base_dir, iterations=iterations,
+            return await self._submit(self._engine.run_plan, ctx, plan, iterations=iterations,
                                       until=self._core_until(until, ctx),
                                       output_dir=os.fspath(output_dir) if output_dir else None,
                                       on_iteration=_threadsafe(on_iteration, loop),
                                       on_event=_threadsafe(on_event, loop), cancel=cancel,
                                       iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
-                                      save_every=save_every)
+                                      save_every=save_every, trace=os.fspath(trace) if trace else None)
         finally:
             if own_context:
                 ctx.shutdown()
@@ -158,7 +161,8 @@ class Discomfort:
                     output_dir: Optional[str] = None, pipeline: bool = True, max_in_flight: int = 4,
                     on_point: Optional[Callable[[Dict[str, Any]], Any]] = None,
                     cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
-                    interrupt_grace: Optional[float] = None) -> List[Dict[str, Any]]:
+                    interrupt_grace: Optional[float] = None, shard: Optional[str] = None,
+                    trace: Optional[str] = None) -> List[Dict[str, Any]]:
         """Independent runs of ``workflows``, one per point of a parameter ``grid`` or per PNG of
         ``images`` (the CLI's ``discomfort sweep``). Each point runs ``iterations`` times in its own
         child context seeded from ``context`` (or from ``inputs``), plus the point's grid values (saved
@@ -177,7 +181,9 @@ class Discomfort:
         points finish (a coroutine function runs on this loop). Cancelling the awaiting task (or
         ``cancel``) stops the sweep and raises asyncio.CancelledError (RunCancelledError for a token).
         ``iteration_timeout`` (seconds): a point whose iteration runs longer fails with a
-        RunTimeoutError in its ``error`` and the sweep goes on."""
+        RunTimeoutError in its ``error`` and the sweep goes on. ``shard="K/N"`` runs only part K of N
+        (1 <= K <= N) of the points, round robin by index: the N parts are disjoint and together the
+        whole sweep, with the same output names (for one farm task per shard)."""
         self._check_open()
         axes = _grid_axes(grid)
         if images is not None:
@@ -203,7 +209,8 @@ class Discomfort:
                                         output_dir=os.fspath(output_dir) if output_dir else None,
                                         pipeline=pipeline, max_in_flight=max_in_flight,
                                         on_point=_threadsafe(on_point, loop), cancel=cancel,
-                                        iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace)
+                                        iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
+                                        shard=shard, trace=os.fspath(trace) if trace else None)
             return result["points"]
         finally:
             if own_context:
@@ -218,13 +225,14 @@ class Discomfort:
 
     async def _run_core(self, ctx: WorkflowContext, loaded, iterations, until, output_dir, on_iteration, on_event,
                         cancel, iteration_timeout=None, interrupt_grace=None, keep_reports=True,
-                        save_every=1) -> Dict[str, Any]:
+                        save_every=1, trace=None) -> Dict[str, Any]:
         return await self._submit(self._engine.run, ctx, loaded, iterations=iterations,
                                   until=self._core_until(until, ctx),
                                   output_dir=os.fspath(output_dir) if output_dir else None,
                                   on_iteration=on_iteration, on_event=on_event, cancel=cancel,
                                   iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
-                                  keep_reports=keep_reports, save_every=save_every)
+                                  keep_reports=keep_reports, save_every=save_every,
+                                  trace=os.fspath(trace) if trace else None)
 
     async def _submit(self, method, ctx: WorkflowContext, *args, cancel=None, **kwargs) -> Dict[str, Any]:
         token = cancel or core.CancelToken()
@@ -248,6 +256,12 @@ class Discomfort:
     async def _run_once(self, loaded) -> Dict[str, Any]:
         with WorkflowContext() as ctx:
             return (await self._run_core(ctx, loaded, 1, None, None, None, None, None))["outputs"]
+
+    def new_workflow(self) -> "WorkflowBuilder":
+        """A workflow built in code, every call checked against this ComfyUI's node definitions
+        (discomfort.builder.WorkflowBuilder)."""
+        self._check_open()
+        return WorkflowBuilder(_engine.call_blocking(self._engine.definitions))
 
     def interrupt(self) -> None:
         """Stops the running execution at its next node (from any thread)."""

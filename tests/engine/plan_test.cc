@@ -130,7 +130,7 @@ TEST(LoopPlanTest, WhenSelectsStagesAndUntilStopsEarly) {
   std::vector<json> events;
   LoopOptions options;
   options.iterations = plan.max_iterations;
-  options.until = *Condition::Parse(plan.until);
+  options.until = plan.until;
   options.on_event = [&](const json& e) { events.push_back(e); };
   LoopRunner runner(fake, context);
   auto result = runner.RunStages(*stages, options);

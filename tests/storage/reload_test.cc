@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "storage/context.h"
+#include "tests/support/fault_injecting_filesystem.h"
 #include "storage/safetensors.h"
 #include "test_util.h"
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "storage/context.h"
+#include "tests/support/fault_injecting_filesystem.h"
 #include "test_util.h"
 
 namespace discomfort::storage {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "storage/context.h"
+#include "tests/support/fault_injecting_filesystem.h"
 #include "test_util.h"
 
 namespace discomfort::storage {

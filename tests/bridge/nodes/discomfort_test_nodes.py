@@ -90,7 +90,26 @@ class DiscomfortTestHangAt:
         return (value,)
 
 
+class DiscomfortTestLog:
+    """Passes anything through after logging `message` at WARNING through Python's logging, as
+    ComfyUI and custom nodes log."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*", {}), "message": ("STRING", {"default": "test log line"})}}
+
+    RETURN_TYPES = ("*",)
+    FUNCTION = "log"
+    CATEGORY = "discomfort/test"
+
+    def log(self, value, message):
+        import logging
+        logging.getLogger("discomfort.test").warning(message)
+        return (value,)
+
+
 NODE_CLASS_MAPPINGS = {
+    "DiscomfortTestLog": DiscomfortTestLog,
     "DiscomfortTestAdd": DiscomfortTestAdd,
     "DiscomfortTestFailAt": DiscomfortTestFailAt,
     "DiscomfortTestSleep": DiscomfortTestSleep,

@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "test_util.h"
+#include "tests/graph/test_util.h"
 
 namespace discomfort::cli {
 namespace {
