@@ -91,6 +91,25 @@ def run_script(script, work, seed, n, warmup, env):
     return r
 
 
+def run_profiles(work, seed, n, warmup, env, pyenv):
+    """breakdown.py: the per-iteration breakdown: the plain loop, and the Python package on the
+    steady-state path and on ComfyUI's full round (DISCOMFORT_EXACT_EXECUTOR=1)."""
+    runs = {"plain_python": ("plain", env), "discomfort_python": ("discomfort", pyenv),
+            "discomfort_python_exact": ("discomfort", dict(pyenv, DISCOMFORT_EXACT_EXECUTOR="1"))}
+    out = {}
+    for key, (contender, run_env) in runs.items():
+        folder = os.path.join(work, "profile", key)
+        os.makedirs(folder, exist_ok=True)
+        result = os.path.join(folder, "result.json")
+        subprocess.run([PYTHON, os.path.join(HERE, "breakdown.py"), "--contender", contender, "--seed", seed,
+                        "--iterations", str(n), "--warmup", str(warmup), "--work", os.path.join(folder, "comfy"),
+                        "--result", result], check=True, timeout=SUBPROCESS_TIMEOUT, env=run_env,
+                       stdout=subprocess.DEVNULL, stderr=open(os.path.join(folder, "stderr.log"), "w"))
+        with open(result) as f:
+            out[key] = json.load(f)
+    return out
+
+
 def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=True)):
     import numpy as np
     import torch
@@ -103,6 +122,7 @@ def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=
     pyenv = dict(env, PYTHONPATH=PYPKG)
     torch.set_num_threads(1)  # the nested server's client (this process)
     raw = {k: [] for k in CONTENDERS}
+    exact_raw = []  # the Python package on ComfyUI's full round (DISCOMFORT_EXACT_EXECUTOR=1), for comparison
 
     t0 = time.time()
     proc, url, server_log = nested_server.start_server(os.path.join(work, "server"))
@@ -114,6 +134,8 @@ def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=
             d = os.path.join(work, f"r{r}")
             raw["discomfort_cli"].append(run_cli(os.path.join(d, "cli"), seed, n, warmup, env))
             raw["discomfort_python"].append(run_script("discomfort_python.py", os.path.join(d, "dpy"), seed, n, warmup, pyenv))
+            exact_raw.append(run_script("discomfort_python.py", os.path.join(d, "dpy_exact"), seed, n, warmup,
+                                        dict(pyenv, DISCOMFORT_EXACT_EXECUTOR="1")))
             raw["plain_python"].append(run_script("plain_python.py", os.path.join(d, "plain"), seed, n, warmup, env))
             times, final, cpu = nested_server.loop(url, seed_tensor, n, warmup, proc.pid)
             npy = os.path.join(d, "nested_final.npy")
@@ -137,6 +159,7 @@ def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=
     for k in ("discomfort_python", "plain_python", "nested_server"):
         diffs = [float(np.abs(np.load(x["final_npy"]) - reference).max()) for x in raw[k]]
         checks[k] = {"compared": "final float32 tensor, exact", "max_abs_diff": max(diffs), "equal": max(diffs) == 0.0}
+    exact_diffs = [float(np.abs(np.load(x["final_npy"]) - reference).max()) for x in exact_raw]
     ref_png = to_png_bytes(reference)
     diffs = [int(np.abs(read_png_u8(x["final_png"]).astype(int) - ref_png.astype(int)).max()) for x in raw["discomfort_cli"]]
     checks["discomfort_cli"] = {"compared": "final PNG (8-bit, clip+truncate) vs the reference tensor quantized the same way",
@@ -160,6 +183,16 @@ def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=
             entry["wall_per_iteration_s"] = summarize([x["wall_per_iteration_s"] for x in runs])["median"]
             entry["process_wall_s"] = summarize([x["process_wall_s"] for x in runs])["median"]
         results["contenders"][k] = entry
+    results["exact_executor"] = {
+        "label": "Discomfort Python package, exact executor (DISCOMFORT_EXACT_EXECUTOR=1: ComfyUI's full round)",
+        "per_iteration": summarize([t for x in exact_raw for t in x["iteration_s"]]),
+        "median_of_repeat_medians_s": summarize([summarize(x["iteration_s"])["median"] for x in exact_raw])["median"],
+        "repeat_medians_s": [summarize(x["iteration_s"])["median"] for x in exact_raw],
+        "cpu_per_iteration_s": summarize([x["cpu_per_iteration_s"] for x in exact_raw])["median"],
+        "output_check": {"compared": "final float32 tensor, exact", "max_abs_diff": max(exact_diffs),
+                         "equal": max(exact_diffs) == 0.0}}
+    log("overhead: profiling (instrumented runs)")
+    results["profile"] = run_profiles(os.path.join(work, "profile"), seed, n, warmup, env, pyenv)
     return results
 
 

@@ -162,7 +162,9 @@ class Discomfort:
                     on_point: Optional[Callable[[Dict[str, Any]], Any]] = None,
                     cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
                     interrupt_grace: Optional[float] = None, shard: Optional[str] = None,
-                    trace: Optional[str] = None) -> List[Dict[str, Any]]:
+                    trace: Optional[str] = None, ray: Optional[str] = None, workers_per_node: int = 1,
+                    setup: Optional[_workflows.WorkflowLike] = None, collect: bool = False,
+                    max_retries: int = 3) -> List[Dict[str, Any]]:
         """Independent runs of ``workflows``, one per point of a parameter ``grid`` or per PNG of
         ``images`` (the CLI's ``discomfort sweep``). Each point runs ``iterations`` times in its own
         child context seeded from ``context`` (or from ``inputs``), plus the point's grid values (saved
@@ -183,7 +185,17 @@ class Discomfort:
         ``iteration_timeout`` (seconds): a point whose iteration runs longer fails with a
         RunTimeoutError in its ``error`` and the sweep goes on. ``shard="K/N"`` runs only part K of N
         (1 <= K <= N) of the points, round robin by index: the N parts are disjoint and together the
-        whole sweep, with the same output names (for one farm task per shard)."""
+        whole sweep, with the same output names (for one farm task per shard). ``trace`` (a path) writes
+        a Chrome trace of each point's decode / execute / encode and its nodes.
+
+        ``ray="HOST:PORT" | "auto" | "local:N"`` runs the points on a Ray cluster instead (``pip install
+        'discomfort[ray]'``): ``workers_per_node`` actors per machine, each holding one engine for the
+        whole sweep; ``setup`` (a workflow) runs once per actor and its OUTPUT ports (MODEL, CLIP,
+        VAE...) seed every point; ``collect`` sends the PNGs (and the point images) over Ray instead of
+        a shared ``output_dir``; a point whose worker was lost runs again, at most ``max_retries``
+        times. Context values and ``inputs`` must be JSON values or tensors. The results are the same
+        dicts, plus ``node``, ``node_id``, ``actor``, ``pid`` and ``attempt``; ``on_point`` runs as
+        points finish (in any order)."""
         self._check_open()
         axes = _grid_axes(grid)
         if images is not None:
@@ -198,6 +210,17 @@ class Discomfort:
         if bool(axes) == bool(image_list):
             raise errors.InvalidArgumentError("sweep needs a grid or images (one of them, not both)")
         loaded = _workflows.load_all(workflows)
+        if ray is not None:
+            from . import distributed_api
+            return await distributed_api.sweep_on_ray(
+                address=ray, workflows=loaded, points=distributed_api.make_points(axes, image_list, shard),
+                values={**({k: context.load(k) for k in context.list_keys()} if context else {}), **(inputs or {})},
+                iterations=iterations, image_port=image_port, output_dir=os.fspath(output_dir) if output_dir else None,
+                on_point=_threadsafe(on_point, asyncio.get_running_loop()), cancel=cancel,
+                iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace, workers_per_node=workers_per_node,
+                setup=_workflows.load(setup) if setup is not None else None, collect=collect, max_retries=max_retries,
+                versions=distributed_api.versions(self.info), cpu=bool(self.info.get("cpu")),
+                extra_nodes=distributed_api.loaded_node_paths())
         own_context = context is None
         ctx = WorkflowContext() if own_context else context
         loop = asyncio.get_running_loop()

@@ -2,7 +2,11 @@
 
 DiscomfortLoopExecutor runs workflow files N times (or until a condition) inside the live ComfyUI:
 the engine attaches to this process's ComfyUI as a second, sandboxed executor with its own caches,
-sharing the models the host already loaded, and one execution at a time.
+sharing the models the host already loaded, and one execution at a time (discomfort_bridge/sandbox.py
+keeps the host prompt's state). Workflow files are read only from the folders allowed_paths.py allows.
+
+Standard library only at module level: without the compiled core, the root __init__.py loads this file
+by path and derives its "not built" placeholders from these classes.
 """
 
 from __future__ import annotations
@@ -38,41 +42,16 @@ def parse_initial_inputs(text: str) -> Dict[str, Any]:
     return values
 
 
-def resolve_workflow_path(path: str) -> str:
-    """Absolute paths as they are; relative ones against the working directory, then ComfyUI's saved
-    workflows (user/default/workflows), its input folder, then the ComfyUI root (the original's saved
-    workflows name files as custom_nodes/discomfort/...)."""
-    path = os.path.expanduser(path.strip())
-    if os.path.isabs(path):
-        return path
-    candidates = [os.path.abspath(path)]
-    try:
-        import folder_paths
-        candidates.append(os.path.join(folder_paths.get_user_directory(), "default", "workflows", path))
-        candidates.append(os.path.join(folder_paths.get_input_directory(), path))
-        candidates.append(os.path.join(_comfyui_root(), path))
-    except Exception:
-        pass
-    for c in candidates:
-        if os.path.isfile(c):
-            return c
-    raise FileNotFoundError(f"workflow {path!r} not found (looked in: {', '.join(candidates)})")
+def resolve_workflow_path(path: str, node: str = "DiscomfortLoopExecutor", widget: str = "workflow_paths") -> str:
+    """A workflow file named in `node`'s `widget`: found in ComfyUI's saved workflows, its input folder,
+    Discomfort's examples or a folder the operator allowed, and refused anywhere else (allowed_paths.py)."""
+    from . import allowed_paths
+    return allowed_paths.resolve_workflow_file(path, node, widget)
 
 
 def _comfyui_root() -> str:
     import folder_paths
     return os.path.dirname(os.path.abspath(folder_paths.__file__))
-
-
-def _send_progress(node_id: str, value: int, maximum: int) -> None:
-    """The progress bar on the node in the UI (the host server's own 'progress' message)."""
-    try:
-        import server
-        instance = server.PromptServer.instance
-        instance.send_sync("progress", {"value": value, "max": maximum, "prompt_id": instance.last_prompt_id,
-                                        "node": node_id}, instance.client_id)
-    except Exception:  # no server (a library run): nothing to show
-        pass
 
 
 class DiscomfortLoopExecutor:
@@ -113,7 +92,7 @@ class DiscomfortLoopExecutor:
             return_port: str = "", input_value: Any = None, input_port: str = "", node_id: str = ""):
         outputs = run_loop(workflow_paths, iterations, initial_inputs, until=until,
                            extra_inputs={input_port: input_value} if input_port and input_value is not None else {},
-                           node_id=node_id)
+                           node_id=node_id, node="DiscomfortLoopExecutor", widget="workflow_paths")
         if not outputs:
             return {"ui": {"text": ["{}"]}, "result": (None, "{}")}
         if return_port:
@@ -171,7 +150,8 @@ class DiscomfortTestRunner:
             if uid:
                 inputs[uid] = value
         wanted = [(slots.get(f"unique_id_output{i}") or "").strip() for i in range(1, TEST_RUNNER_SLOTS + 1)]
-        outputs = run_loop(workflow_json, max_iterations, "", extra_inputs=inputs, node_id=node_id)
+        outputs = run_loop(workflow_json, max_iterations, "", extra_inputs=inputs, node_id=node_id,
+                           node="DiscomfortTestRunner", widget="workflow_json")
         missing = [uid for uid in wanted if uid and uid not in outputs]
         if missing:
             raise KeyError(f"{os.path.basename(workflow_json.strip())}: no OUTPUT port {missing[0]!r}; "
@@ -180,8 +160,10 @@ class DiscomfortTestRunner:
 
 
 def run_loop(workflow_paths: str, iterations: int, initial_inputs: str, until: str = "",
-             extra_inputs: Dict[str, Any] = None, node_id: str = "") -> Dict[str, Any]:
-    """The loop-executor's body (also usable from other nodes)."""
+             extra_inputs: Dict[str, Any] = None, node_id: str = "", node: str = "DiscomfortLoopExecutor",
+             widget: str = "workflow_paths") -> Dict[str, Any]:
+    """The loop-executor's body (also usable from other nodes); `node` and `widget` name where the
+    paths came from in errors."""
     from . import _engine, _workflows, errors
     from ._native import core
     from .context import WorkflowContext
@@ -189,24 +171,21 @@ def run_loop(workflow_paths: str, iterations: int, initial_inputs: str, until: s
 
     import threading
     if threading.current_thread().name.startswith("discomfort-engine"):
-        raise RuntimeError("DiscomfortLoopExecutor runs inside a ComfyUI server; a workflow run by Discomfort "
+        raise RuntimeError(f"{node} runs inside a ComfyUI server; a workflow run by Discomfort "
                            "itself cannot nest another loop (use iterations, until or a loop plan instead)")
-    paths = [resolve_workflow_path(p) for p in (workflow_paths or "").splitlines() if p.strip()]
+    paths = [resolve_workflow_path(p, node, widget) for p in (workflow_paths or "").splitlines() if p.strip()]
     if not paths:
-        raise ValueError("workflow_paths is empty: give one workflow file per line")
+        raise ValueError(f"{node}, {widget}: no workflow file given (one path per line)")
     loaded = _workflows.load_all(paths)
     inputs = parse_initial_inputs(initial_inputs)
     inputs.update(extra_inputs or {})
     # The node runs on the host's executor thread, inside its asyncio loop: the engine works on its
     # own thread (ComfyUI's executor calls asyncio.run), and this thread relays progress and interrupts.
     engine = _engine.on_engine_thread(_engine.get_engine, comfyui_path=_comfyui_root(), verbose=True).result()
+    from discomfort_bridge import sandbox  # importable once the engine has started
+    host = sandbox.HostPrompt.capture(node_id or None)  # now, while no inner execution runs
     token = core.CancelToken()
     reports: "queue.Queue[Dict[str, Any]]" = queue.Queue()
-    try:
-        from comfy_execution import progress as host_progress
-        saved_registry = host_progress.global_progress_registry
-    except Exception:  # ComfyUI without the progress registry
-        host_progress, saved_registry = None, None
     with WorkflowContext() as ctx:
         for key, value in inputs.items():
             ctx.save(key, value)
@@ -220,17 +199,20 @@ def run_loop(workflow_paths: str, iterations: int, initial_inputs: str, until: s
                 except concurrent.futures.TimeoutError:
                     pass
                 while not reports.empty():
-                    _send_progress(node_id, reports.get()["iteration"] + 1, iterations)
+                    sandbox.report_host_progress(host, reports.get()["iteration"] + 1, iterations)
+                # The UI's Cancel: during an inner execution its node stops and the run ends cancelled;
+                # between two, the flag stays set (the sandbox keeps inner executions from clearing it).
                 if mm.processing_interrupted() and not token.cancelled:
                     token.cancel()
                     engine.interrupt()
         except errors.RunCancelledError:
             raise mm.InterruptProcessingException()
         finally:
-            # The nested executor replaced the host's progress registry; the host still reports into it.
-            if host_progress is not None:
-                host_progress.global_progress_registry = saved_registry
-        _send_progress(node_id, iterations, iterations)
+            if not future.done():  # relaying failed on this thread: never leave the loop running behind
+                token.cancel()
+                engine.interrupt()
+                concurrent.futures.wait([future])
+        sandbox.report_host_progress(host, iterations, iterations)
     return result["outputs"]
 
 

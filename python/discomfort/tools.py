@@ -96,9 +96,19 @@ class WorkflowTools:
 
     _prune_workflow_to_output = prune_workflow_to_output  # the original's name
 
-    def remove_reroute_nodes(self, workflow: _workflows.WorkflowLike) -> Dict[str, Any]:
-        """A UI workflow without Reroute nodes, consumers linked straight to the real sources."""
-        return core.remove_reroutes(_workflows.load(workflow)[1])
+    def remove_reroute_nodes(self, workflow: Any, links: Optional[List[List[Any]]] = None) -> Any:
+        """A UI workflow without Reroute nodes, consumers linked straight to the real sources.
+
+        The original's form, ``remove_reroute_nodes(nodes, links)`` with ``nodes`` a {node_id: node}
+        mapping and ``links`` the UI link arrays, returns its tuple: (the nodes without Reroutes,
+        the rewired links, {link_id: link_id} of the links kept)."""
+        if links is None:
+            return core.remove_reroutes(_workflows.load(workflow)[1])
+        nodes = workflow
+        rewired = core.remove_reroutes({"nodes": list(nodes.values()), "links": [list(link) for link in links]})
+        kept = [list(link) for link in rewired["links"]]
+        return ({node_id: node for node_id, node in nodes.items() if node.get("type") != "Reroute"}, kept,
+                {link[0]: link[0] for link in kept})
 
     # ---------------------------------------------------------------- validation and conversion
     def validate_workflow(self, workflow: _workflows.WorkflowLike, raise_on_error: bool = True) -> Any:

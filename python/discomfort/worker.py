@@ -9,17 +9,28 @@ import threading
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _workflows, errors
-from ._engine import call_async, call_blocking
+from ._engine import call_async
 
 FOLDER_TYPES = ("input", "output", "temp", "models")
 
 
 class Worker:
+    """``d.Worker``. Each public method keeps the sync/async shape of the original's ComfyConnector
+    method of that name, so scripts that awaited it still do."""
+
     def __init__(self, engine: Any, run_once: Callable[..., Any]) -> None:
         self._engine = engine
         self._run_once = run_once
         self._ephemeral: List[str] = []
         self._lock = threading.Lock()
+
+    @classmethod
+    async def create(cls, config_path: Optional[str] = None) -> "Worker":
+        """The original's ``await ComfyConnector.create()``: the Worker of a new Discomfort (ComfyUI
+        imported into this process on first use)."""
+        from ._api import Discomfort  # the Discomfort owns the engine this Worker runs on
+
+        return (await Discomfort.create(config_path=config_path)).Worker
 
     # ---------------------------------------------------------------- folders
     @staticmethod
@@ -77,12 +88,17 @@ class Worker:
                 pass
         return removed
 
+    async def kill_api(self) -> None:
+        """The original stopped its server here; ComfyUI in this process cannot be unloaded, so this
+        removes the ephemeral uploads (as ``await d.shutdown()`` does). Idempotent."""
+        self.remove_ephemeral()
+
     # ---------------------------------------------------------------- prompts
-    def get_prompt_from_workflow(self, workflow: _workflows.WorkflowLike) -> Dict[str, Any]:
+    async def get_prompt_from_workflow(self, workflow: _workflows.WorkflowLike) -> Dict[str, Any]:
         """The API prompt of a UI workflow, converted natively from the live node definitions (the
         original drove a browser for this). API prompts pass through."""
         name, doc = _workflows.load(workflow)
-        return call_blocking(self._engine.to_api, doc, name)
+        return await call_async(self._engine.to_api, doc, name)
 
     async def run_workflow(self, payload: _workflows.WorkflowLike, use_workflow_json: bool = True) -> Dict[str, Any]:
         """Runs one workflow once, as queued from the UI. Returns {"prompt": the API prompt,

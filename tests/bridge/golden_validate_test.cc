@@ -1,4 +1,4 @@
-// End to end for graph/'s UI→API conversion: the golden UI workflows (shared/testdata/ui_to_api)
+// End to end for graph/'s UI→API conversion: the golden UI workflows (tests/data/ui_to_api)
 // converted with the running ComfyUI's own node definitions pass ComfyUI's validate_prompt. The
 // test machine has no models or example images, so the only failures accepted are file-name
 // combos whose value is not installed (value_not_in_list); anything else fails the test.
@@ -49,11 +49,12 @@ TEST(GoldenValidate, ConvertedGoldenWorkflowsPassComfyValidation) {
   auto defs = graph::NodeDefinitions::FromJson(*info);
   ASSERT_TRUE(defs.ok()) << defs.status().ToString();
 
+  const std::vector<std::string> names = GoldenNames();
+  ASSERT_FALSE(names.empty()) << "no golden pairs in " << graph::testing::TestDataPath("ui_to_api");
   int validated = 0, clean = 0, missing_nodes = 0, missing_files = 0;
-  for (const std::string& name : GoldenNames()) {
+  for (const std::string& name : names) {
     SCOPED_TRACE(name);
-    auto ui = graph::LoadJsonFile(std::string(DISCOMFORT_SHARED_DIR) + "/testdata/ui_to_api/" +
-                                  name + ".workflow.json");
+    auto ui = graph::LoadJsonFile(graph::testing::GoldenPairPath(name, "workflow"));
     ASSERT_TRUE(ui.ok()) << ui.status().ToString();
     graph::ConvertOptions options;
     options.source_name = name;

@@ -14,7 +14,7 @@
 namespace discomfort::cli {
 namespace {
 
-using graph::testing::SharedPath;
+using graph::testing::TestDataPath;
 using graph::testing::SourcePath;
 using nlohmann::json;
 
@@ -56,7 +56,7 @@ class GraphCommandsTest : public ::testing::Test {
 
   std::string Tmp(const std::string& name) const { return (dir_ / name).string(); }
   static std::string Discomfort(const std::string& file) {
-    return SharedPath("testdata/discomfort/" + file);
+    return TestDataPath("original_discomfort/" + file);
   }
   static std::string ObjectInfo() { return SourcePath("tests/data/object_info_v0.33.0.json"); }
 

@@ -3,8 +3,8 @@
 
     make_corpus.py OUT_DIR      # writes OUT_DIR/<target>/<seed files>
 
-Seeds: the UI workflows and API prompts of /work/shared/testdata (../shared from the repository)
-and tests/data/ui, the example and test prompts, pairs of them for stitching, loop plans and
+Seeds: the UI workflows and API prompts of tests/data (the original Discomfort's saved workflows,
+the golden UI/API pairs, the subgraph cases), the example and test prompts, pairs of them for stitching, loop plans and
 conditions, and snapshot manifests with safetensors files (valid ones and edge cases). The
 committed seeds/ folder adds hand-written edge cases for every target.
 """
@@ -15,18 +15,19 @@ import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.environ.get("DISCOMFORT_SHARED_DIR", os.path.join(os.path.dirname(ROOT), "shared"))
+DATA = os.path.join(ROOT, "tests", "data")
 SEP = b"\n@@@@\n"
 
 
 def json_files(*dirs):
+    """The .json files of each folder; a folder that is missing or holds none is an error, so a
+    broken checkout cannot produce a corpus without its real-world seeds."""
     out = []
     for d in dirs:
-        if not os.path.isdir(d):
-            continue
-        for name in sorted(os.listdir(d)):
-            if name.endswith(".json"):
-                out.append(os.path.join(d, name))
+        found = sorted(n for n in os.listdir(d) if n.endswith(".json")) if os.path.isdir(d) else []
+        if not found:
+            sys.exit(f"make_corpus.py: no .json test data in {d}")
+        out += [os.path.join(d, name) for name in found]
     return out
 
 
@@ -51,9 +52,8 @@ def safetensors(tensors, metadata=None):
 
 def main():
     out = sys.argv[1]
-    ui_and_api = json_files(os.path.join(SHARED, "testdata", "discomfort"),
-                            os.path.join(SHARED, "testdata", "ui_to_api"),
-                            os.path.join(ROOT, "tests", "data", "ui"))
+    ui_and_api = json_files(os.path.join(DATA, "original_discomfort"), os.path.join(DATA, "ui_to_api"),
+                            os.path.join(DATA, "ui"))
     prompts = [p for p in ui_and_api if p.endswith(".prompt.json")]
     prompts += [os.path.join(ROOT, "examples", "feedback_loop", "feedback.json"),
                 os.path.join(ROOT, "tests", "cli", "slow_counter.json")]
@@ -66,14 +66,13 @@ def main():
     for path in prompts:
         write(out, "api_prompt_fuzz", docs[path])
     # Stitching: the original's chained pairs, and every doc with the example prompt.
-    d = os.path.join(SHARED, "testdata", "discomfort")
+    d = os.path.join(DATA, "original_discomfort")
     pairs = [("workflow1.json", "workflow2.json"), ("sdxl_load_model_and_lora.json", "sdxl_run_ksampler.json"),
              ("latent_1024x1024_empty.json", "sdxl_run_ksampler.json"), ("latent_from_input_image.json", "testa.json")]
     for a, b in pairs:
         pa, pb = os.path.join(d, a), os.path.join(d, b)
-        if pa in docs and pb in docs:
-            for flags in (0, 3, 4):
-                write(out, "stitch_fuzz", bytes([flags]) + docs[pa] + SEP + docs[pb])
+        for flags in (0, 3, 4):
+            write(out, "stitch_fuzz", bytes([flags]) + docs[pa] + SEP + docs[pb])
     fb = docs[prompts[-2]]
     write(out, "stitch_fuzz", b"\x00" + fb + SEP + fb + SEP + fb)
     write(out, "stitch_fuzz", b"\x04" + docs[prompts[-1]] + SEP + fb)

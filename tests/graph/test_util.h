@@ -14,12 +14,13 @@
 
 namespace discomfort::graph::testing {
 
-inline std::string SharedPath(const std::string& relative) {
-  return std::string(DISCOMFORT_SHARED_DIR) + "/" + relative;
-}
-
 inline std::string SourcePath(const std::string& relative) {
   return std::string(DISCOMFORT_SOURCE_DIR) + "/" + relative;
+}
+
+// The repository's test data folder (tests/data/README.md says where each file came from).
+inline std::string TestDataPath(const std::string& relative) {
+  return SourcePath("tests/data/" + relative);
 }
 
 inline nlohmann::json LoadJsonOrDie(const std::string& path) {
@@ -44,11 +45,16 @@ inline const NodeDefinitions& V033Definitions() {
   return *defs;
 }
 
-// The golden UI/API pairs in ../shared/testdata/ui_to_api: "<name>.workflow.json", sorted.
+// The golden UI/API pairs in tests/data/ui_to_api, "<name>.workflow.json" and "<name>.prompt.json":
+// the names, sorted. Empty when the folder is missing; the suites using it fail on an empty list.
+inline std::string GoldenPairPath(const std::string& name, const std::string& kind) {
+  return TestDataPath("ui_to_api/" + name + "." + kind + ".json");
+}
+
 inline std::vector<std::string> GoldenWorkflowNames() {
   std::vector<std::string> names;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(SharedPath("testdata/ui_to_api"), ec)) {
+  for (const auto& entry : std::filesystem::directory_iterator(TestDataPath("ui_to_api"), ec)) {
     const std::string file = entry.path().filename().string();
     const std::string suffix = ".workflow.json";
     if (file.size() > suffix.size() && file.ends_with(suffix)) {

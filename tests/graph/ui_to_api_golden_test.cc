@@ -1,4 +1,4 @@
-// Golden UI→API pairs from ComfyUI_examples (shared/testdata/ui_to_api): every pair converts to the
+// Golden UI→API pairs from ComfyUI_examples (tests/data/ui_to_api): every pair converts to the
 // prompt the UI produced, compared by the rule in that folder's README.
 #include <cmath>
 #include <filesystem>
@@ -15,7 +15,6 @@ namespace discomfort::graph {
 namespace {
 
 using nlohmann::json;
-using testing::SharedPath;
 using testing::V033Definitions;
 
 std::vector<std::string> GoldenNames() { return testing::GoldenWorkflowNames(); }
@@ -88,9 +87,8 @@ std::vector<std::string> ComparePrompts(const json& golden, const json& candidat
 class GoldenPairTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenPairTest, ConvertsToTheGoldenPrompt) {
-  const std::string base = SharedPath("testdata/ui_to_api/" + GetParam());
-  const json workflow = testing::LoadJsonOrDie(base + ".workflow.json");
-  const json golden = testing::LoadJsonOrDie(base + ".prompt.json");
+  const json workflow = testing::LoadJsonOrDie(testing::GoldenPairPath(GetParam(), "workflow"));
+  const json golden = testing::LoadJsonOrDie(testing::GoldenPairPath(GetParam(), "prompt"));
   ConvertOptions options;
   options.source_name = GetParam();
   auto converted = ConvertUiToApi(workflow, V033Definitions(), options);
@@ -119,7 +117,15 @@ INSTANTIATE_TEST_SUITE_P(UiToApi, GoldenPairTest, ::testing::ValuesIn(GoldenName
                            return name;
                          });
 
-TEST(GoldenPairs, DataIsPresent) { EXPECT_GE(GoldenNames().size(), 80u); }
+// The corpus is checked in: a missing or emptied folder fails here instead of running no pairs.
+TEST(GoldenPairs, DataIsPresent) {
+  const std::vector<std::string> names = GoldenNames();
+  EXPECT_EQ(names.size(), 89u) << "golden pairs in " << testing::TestDataPath("ui_to_api");
+  for (const std::string& name : names) {
+    EXPECT_TRUE(std::filesystem::exists(testing::GoldenPairPath(name, "prompt")))
+        << name << " has a workflow but no prompt";
+  }
+}
 
 }  // namespace
 }  // namespace discomfort::graph

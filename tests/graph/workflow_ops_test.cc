@@ -1,5 +1,5 @@
 // Ports, order, stitching, pruning, reroute removal and validation, on the original Discomfort's
-// saved workflows (shared/testdata/discomfort) and small hand-written graphs.
+// saved workflows (tests/data/original_discomfort) and small hand-written graphs.
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -14,11 +14,11 @@ namespace discomfort::graph {
 namespace {
 
 using nlohmann::json;
-using testing::SharedPath;
+using testing::TestDataPath;
 using testing::V033Definitions;
 
 json Discomfort(const std::string& file) {
-  return testing::LoadJsonOrDie(SharedPath("testdata/discomfort/" + file));
+  return testing::LoadJsonOrDie(TestDataPath("original_discomfort/" + file));
 }
 
 // The README's notation: uid:MODE:TYPE/pass-by.

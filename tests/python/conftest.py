@@ -13,7 +13,8 @@ import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TEST_NODES = os.path.join(REPO, "tests", "bridge", "nodes", "discomfort_test_nodes.py")
-SHARED_TESTDATA = os.path.join(REPO, "..", "shared", "testdata", "discomfort")
+# The original Discomfort's saved workflows, checked in (tests/data/README.md).
+ORIGINAL_TESTDATA = os.path.join(REPO, "tests", "data", "original_discomfort")
 
 
 @pytest.fixture(scope="session")

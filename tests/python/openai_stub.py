@@ -3,7 +3,10 @@
 It checks the request shape itself (path, bearer key, model, one text part and one PNG data URL) and
 answers with a canned completion naming the decoded image's size, so a test can tell which image a
 description belongs to. Model "fail-500" answers HTTP 500; model "malformed" answers JSON without
-choices. Every request is recorded (decoded) in .requests.
+choices. Every well-formed request is recorded (decoded) in .requests, and every request of any kind,
+before any check, as it arrived (method, path, headers, body) in .received, so a test can prove that
+nothing, or no secret, reached this server. key=None: the stub expects no Authorization header (a
+keyless local server). redirect_to: every POST is answered 307 to that URL.
 """
 
 import base64
@@ -18,9 +21,11 @@ KEY = "sk-test-discomfort"
 
 
 class OpenAIStub:
-    def __init__(self, key=KEY):
+    def __init__(self, key=KEY, redirect_to=None):
         self.key = key
+        self.redirect_to = redirect_to
         self.requests = []
+        self.received = []  # (method, path, headers, body bytes) of every request, in arrival order
         self.problems = []  # request-shape violations, reported to the client as HTTP 400 as well
         stub = self
 
@@ -28,8 +33,24 @@ class OpenAIStub:
             def log_message(self, *args):
                 pass
 
+            def _record(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                stub.received.append((self.command, self.path, dict(self.headers.items()), raw))
+                return raw
+
+            def do_GET(self):
+                self._record()
+                self._send(404, {"error": {"message": "the stub answers POST only"}})
+
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                raw = self._record()
+                if stub.redirect_to:
+                    self.send_response(307)
+                    self.send_header("Location", stub.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.loads(raw or b"{}")
                 problem = stub._check(self.path, self.headers.get("Authorization"), body)
                 if problem:
                     stub.problems.append(problem)
@@ -53,13 +74,14 @@ class OpenAIStub:
                 self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.port = self.server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _check(self, path, auth, body):
         if path != "/v1/chat/completions":
             return f"path {path}"
-        if auth != f"Bearer {self.key}":
+        if auth != (None if self.key is None else f"Bearer {self.key}"):
             return f"authorization {auth!r}"
         try:
             (message,) = body["messages"]
@@ -78,6 +100,11 @@ class OpenAIStub:
         self.requests.append({"model": body["model"], "max_tokens": body["max_tokens"], "prompt": text["text"],
                               "image_size": decoded.size, "pixel": decoded.getpixel((0, 0))})
         return None
+
+    def seen(self):
+        """Everything this server received, as one text (to search for a secret)."""
+        return "\n".join(f"{method} {path} {headers!r} {body.decode('utf-8', 'replace')}"
+                         for method, path, headers, body in self.received)
 
     def __enter__(self):
         self.thread.start()

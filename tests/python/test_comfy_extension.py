@@ -3,11 +3,13 @@ ComfyUI loads custom_nodes/* (nodes.load_custom_node), and the loop executor's b
 outside the engine thread, as ComfyUI's own executor would call it."""
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tomllib
+import uuid
 
 import pytest
 
@@ -17,10 +19,29 @@ from conftest import REPO, counter_workflow
 
 @pytest.fixture(scope="module")
 def comfy_nodes(d):
-    import discomfort_bridge
-    discomfort_bridge.HOST.load_nodes(REPO)
+    d._engine.load_nodes(REPO)  # as ComfyUI loads custom_nodes/*; node definitions are fetched again
     import nodes
     return nodes
+
+
+@pytest.fixture
+def saved_workflows(d):
+    """ComfyUI's saved-workflows folder (an allowed folder) and a writer of uniquely named files in it."""
+    import folder_paths
+    folder = os.path.join(folder_paths.get_user_directory(), "default", "workflows")
+    os.makedirs(folder, exist_ok=True)
+    written = []
+
+    def write(workflow, stem="wf"):
+        name = f"{stem}-{uuid.uuid4().hex[:8]}.json"
+        with open(os.path.join(folder, name), "w") as f:
+            json.dump(workflow, f)
+        written.append(name)
+        return name
+
+    yield write
+    for name in written:
+        os.remove(os.path.join(folder, name))
 
 
 def test_root_package_registers_the_nodes(comfy_nodes):
@@ -31,25 +52,23 @@ def test_root_package_registers_the_nodes(comfy_nodes):
     assert "workflow_paths" in loop.INPUT_TYPES()["required"]
 
 
-def test_loop_executor_node_runs_a_workflow_file(comfy_nodes, tmp_path):
-    path = tmp_path / "counter.json"
-    path.write_text(json.dumps(counter_workflow(3)))
+def test_loop_executor_node_runs_a_workflow_file(comfy_nodes, saved_workflows):
+    name = saved_workflows(counter_workflow(3), "counter")
     node = comfy_nodes.NODE_CLASS_MAPPINGS["DiscomfortLoopExecutor"]()
-    out = node.run(workflow_paths=str(path), iterations=4, initial_inputs="counter: 5\n# comment",
+    out = node.run(workflow_paths=name, iterations=4, initial_inputs="counter: 5\n# comment",
                    return_port="counter")
     result, summary = out["result"]
     assert result == 17 and json.loads(summary) == {"counter": 17} and out["ui"]["text"] == [summary]
     with pytest.raises(KeyError):
-        node.run(workflow_paths=str(path), iterations=1, initial_inputs="counter: 1", return_port="nope")
-    with pytest.raises(FileNotFoundError):
+        node.run(workflow_paths=name, iterations=1, initial_inputs="counter: 1", return_port="nope")
+    with pytest.raises(FileNotFoundError, match="DiscomfortLoopExecutor, workflow_paths: file 'no/such/file.json'"):
         node.run(workflow_paths="no/such/file.json", iterations=1, initial_inputs="")
 
 
-def test_loop_executor_inside_a_discomfort_run_is_refused_clearly(d, comfy_nodes, tmp_path):
-    path = tmp_path / "counter.json"
-    path.write_text(json.dumps(counter_workflow(1)))
+def test_loop_executor_inside_a_discomfort_run_is_refused_clearly(d, comfy_nodes, saved_workflows):
+    name = saved_workflows(counter_workflow(1), "counter")
     outer = {"1": {"class_type": "DiscomfortLoopExecutor",
-                   "inputs": {"workflow_paths": str(path), "iterations": 1, "initial_inputs": "counter: 1"}}}
+                   "inputs": {"workflow_paths": name, "iterations": 1, "initial_inputs": "counter: 1"}}}
     with pytest.raises(discomfort.ExecutionError) as info:
         asyncio.run(d.run([outer]))
     assert "cannot nest" in str(info.value) and info.value.class_type == "DiscomfortLoopExecutor"
@@ -70,34 +89,75 @@ def test_pyproject_has_the_comfy_table():
     assert project["project"]["name"] == "discomfort"
 
 
-def test_without_a_built_core_the_extension_says_how_to_build_it():
-    # A Python that cannot import discomfort and finds no build folder (glob patched to find none).
+def _checkout_without_build(tmp_path):
+    """This checkout's sources (linked) in a folder with no build/: the extension as cloned, not built."""
+    checkout = tmp_path / "discomfort"
+    checkout.mkdir()
+    for name in ("__init__.py", "python", "bridge", "examples"):
+        os.symlink(os.path.join(REPO, name), checkout / name)
+    return checkout
+
+
+def test_without_a_built_core_the_extension_says_how_to_build_it(tmp_path):
+    # A Python that cannot import discomfort, and a checkout without a build folder.
+    checkout = _checkout_without_build(tmp_path)
     code = f"""
-import glob, importlib.util
-glob.glob = lambda *a, **k: []
-spec = importlib.util.spec_from_file_location("discomfort_ext", {os.path.join(REPO, "__init__.py")!r})
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("discomfort_ext", {str(checkout / "__init__.py")!r})
 ext = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ext)
 node = ext.NODE_CLASS_MAPPINGS["DiscomfortLoopExecutor"]
 assert "DiscomfortPort" in ext.NODE_CLASS_MAPPINGS and ext.CORE_ERROR
 assert "pip install --no-build-isolation" in node.DESCRIPTION
-# The pure-Python nodes register without the core; the test runner is a placeholder with the original's slots.
+# The pure-Python nodes register without the core.
 assert ext.NODE_CLASS_MAPPINGS["DiscomfortFolderImageLoader"].FUNCTION == "load"
 assert ext.NODE_CLASS_MAPPINGS["DiscomfortImageDescriber"].FUNCTION == "describe"
-runner = ext.NODE_CLASS_MAPPINGS["DiscomfortTestRunner"]
-assert "NOT BUILT" in runner.DESCRIPTION and "unique_id_output5" in runner.INPUT_TYPES()["required"]
-import sys
-assert "discomfort" not in sys.modules  # the image nodes did not import the package (and its core)
-try:
-    node().run(workflow_paths="x", iterations=1)
-except RuntimeError as exc:
-    assert "scripts/setup" in str(exc)
-    print("OK")
+assert "discomfort" not in sys.modules  # nothing imported the package (and its core)
+# Each placeholder is the real node's definition, read independently here from comfy_nodes.py.
+spec = importlib.util.spec_from_file_location("real_nodes", {os.path.join(REPO, "python", "discomfort", "comfy_nodes.py")!r})
+real = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(real)
+for name, original in real.NODE_CLASS_MAPPINGS.items():
+    shown = ext.NODE_CLASS_MAPPINGS[name]
+    assert shown.INPUT_TYPES() == original.INPUT_TYPES(), name
+    for attribute in ("RETURN_TYPES", "RETURN_NAMES", "FUNCTION", "CATEGORY"):
+        assert getattr(shown, attribute) == getattr(original, attribute), (name, attribute)
+    assert getattr(shown, "OUTPUT_NODE", False) == getattr(original, "OUTPUT_NODE", False), name
+    assert shown.DESCRIPTION.startswith("NOT BUILT") and "(core not built)" in ext.NODE_DISPLAY_NAME_MAPPINGS[name]
+    try:
+        getattr(shown(), shown.FUNCTION)(workflow_paths="x", iterations=1)
+        raise AssertionError(name + " ran without the core")
+    except RuntimeError as exc:
+        assert "scripts/setup" in str(exc)
+print("OK")
 """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "OK", out.stderr
     assert "need the compiled core" in out.stderr  # the warning in ComfyUI's log
+
+
+def test_the_build_folder_is_chosen_by_name_not_by_file_time(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "extension_under_test", os.path.join(REPO, "python", "discomfort", "comfy_extension.py"))
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+
+    def core(build, age):
+        package = tmp_path / "build" / build / "python" / "discomfort"
+        package.mkdir(parents=True, exist_ok=True)
+        so = package / "_core.cpython-311-x86_64-linux-gnu.so"
+        so.write_bytes(b"")
+        os.utime(so, (1e9 - age, 1e9 - age))
+        return str(tmp_path / "build" / build / "python")
+
+    assert extension.build_package_folders(str(tmp_path)) == []
+    core("asan", 0)  # the newest, and never a candidate: a sanitizer build cannot load into a plain Python
+    debug = core("debug", 1)
+    release = core("release", 100)
+    assert extension.build_package_folders(str(tmp_path)) == [release, debug]
+    os.remove(os.path.join(release, "discomfort", "_core.cpython-311-x86_64-linux-gnu.so"))
+    assert extension.build_package_folders(str(tmp_path)) == [debug]
 
 
 def test_image_nodes_are_registered(comfy_nodes):
@@ -107,35 +167,30 @@ def test_image_nodes_are_registered(comfy_nodes):
     assert mappings["DiscomfortFolderImageLoader"].RETURN_TYPES == ("IMAGE", "INT", "STRING")
 
 
-def test_test_runner_exposes_a_sub_workflows_ports(comfy_nodes, tmp_path):
+def test_test_runner_exposes_a_sub_workflows_ports(comfy_nodes, saved_workflows):
     import torch
     from conftest import passthrough_workflow
     runner = comfy_nodes.NODE_CLASS_MAPPINGS["DiscomfortTestRunner"]()
-    counter = tmp_path / "counter.json"
-    counter.write_text(json.dumps(counter_workflow(2)))
-    out = runner.run(workflow_json=str(counter), max_iterations=3, unique_id_input1="counter", input1=10,
+    counter = saved_workflows(counter_workflow(2), "counter")
+    out = runner.run(workflow_json=counter, max_iterations=3, unique_id_input1="counter", input1=10,
                      unique_id_output2="counter")
     assert out == (None, 16, None, None, None)  # state carried over 3 iterations, into the slot asked for
-    passthrough = tmp_path / "pass.json"
-    passthrough.write_text(json.dumps(passthrough_workflow("x", "y")))
+    passthrough = saved_workflows(passthrough_workflow("x", "y"), "pass")
     tensor = torch.rand(1, 4, 4, 3)
-    out = runner.run(workflow_json=str(passthrough), unique_id_input3="x", input3=tensor, unique_id_output1="y")
+    out = runner.run(workflow_json=passthrough, unique_id_input3="x", input3=tensor, unique_id_output1="y")
     assert out[0] is tensor  # by reference, as the original's ref types
     with pytest.raises(KeyError, match="no OUTPUT port 'nope'"):
-        runner.run(workflow_json=str(passthrough), unique_id_input1="x", input1=1, unique_id_output1="nope")
+        runner.run(workflow_json=passthrough, unique_id_input1="x", input1=1, unique_id_output1="nope")
     with pytest.raises(ValueError, match="unique_id_input2 is empty"):
-        runner.run(workflow_json=str(passthrough), input2=1)
+        runner.run(workflow_json=passthrough, input2=1)
     with pytest.raises(ValueError, match="input1 is not connected"):
-        runner.run(workflow_json=str(passthrough), unique_id_input1="x")
+        runner.run(workflow_json=passthrough, unique_id_input1="x")
 
 
 def test_original_test_runner_workflow_converts_with_its_widgets(d, comfy_nodes):
     # testrunner2.json was saved by the original's UI: its widget order must map onto our inputs.
-    from conftest import SHARED_TESTDATA
-    path = os.path.join(SHARED_TESTDATA, "testrunner2.json")
-    if not os.path.isfile(path):
-        pytest.skip("shared test data absent")
-    d._engine.forget_definitions()  # the nodes loaded by this module's fixture
+    from conftest import ORIGINAL_TESTDATA
+    path = os.path.join(ORIGINAL_TESTDATA, "testrunner2.json")
     with open(path) as f:
         api = d._engine.to_api(json.load(f), "testrunner2.json")
     runners = {k: v for k, v in api.items() if v["class_type"] == "DiscomfortTestRunner"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import discomfort
-from conftest import SHARED_TESTDATA, counter_workflow, link, passthrough_workflow, port, sleep_workflow
+from conftest import ORIGINAL_TESTDATA, counter_workflow, link, passthrough_workflow, port, sleep_workflow
 
 
 def test_loop_carries_state_across_iterations(d):
@@ -64,7 +64,7 @@ def test_real_node_output_tensor(d):
 
 def test_ui_format_workflow_runs_through_the_native_converter(d):
     # The original's empty-latent fragment, saved by the ComfyUI frontend (UI format), at a small size.
-    with open(f"{SHARED_TESTDATA}/latent_1024x1024_empty.json") as f:
+    with open(f"{ORIGINAL_TESTDATA}/latent_1024x1024_empty.json") as f:
         ui = json.load(f)
     for node in ui["nodes"]:
         if node["type"] == "EmptyLatentImage":

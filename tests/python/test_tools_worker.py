@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import discomfort
-from conftest import SHARED_TESTDATA, counter_workflow
+from conftest import ORIGINAL_TESTDATA, counter_workflow
 
-KSAMPLER = os.path.join(SHARED_TESTDATA, "sdxl_run_ksampler.json")
-LOADER = os.path.join(SHARED_TESTDATA, "sdxl_load_model_and_lora.json")
+KSAMPLER = os.path.join(ORIGINAL_TESTDATA, "sdxl_run_ksampler.json")
+LOADER = os.path.join(ORIGINAL_TESTDATA, "sdxl_load_model_and_lora.json")
 
 
 def test_image_round_trip(d, tmp_path):
@@ -42,7 +42,7 @@ def test_stitch_prune_and_reroutes(d):
     assert "LoraLoader" not in types and "CheckpointLoaderSimple" in types
     with pytest.raises(KeyError):
         d.Tools.prune_workflow_to_output(LOADER, "nope")
-    no_reroutes = d.Tools.remove_reroute_nodes(os.path.join(SHARED_TESTDATA, "discomfort_supir_upscaler.json"))
+    no_reroutes = d.Tools.remove_reroute_nodes(os.path.join(ORIGINAL_TESTDATA, "discomfort_supir_upscaler.json"))
     assert all(n["type"] != "Reroute" for n in no_reroutes["nodes"])
 
 
@@ -57,7 +57,7 @@ def test_validate_workflow(d):
 
 
 def test_get_prompt_from_workflow_converts_natively(d):
-    prompt = d.Worker.get_prompt_from_workflow(KSAMPLER)
+    prompt = asyncio.run(d.Worker.get_prompt_from_workflow(KSAMPLER))
     classes = {n["class_type"] for n in prompt.values()}
     assert {"KSampler", "CLIPTextEncode", "VAEDecode", "DiscomfortPort"} <= classes
     sampler = next(n for n in prompt.values() if n["class_type"] == "KSampler")

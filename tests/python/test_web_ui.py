@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import SHARED_TESTDATA
+from conftest import ORIGINAL_TESTDATA
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DISCOMFORT_NODES = {
@@ -217,9 +217,7 @@ def test_a_workflow_with_the_nodes_loads_and_shows_in_a_screenshot(page, tmp_pat
 
 
 def test_a_workflow_saved_by_the_original_discomfort_loads(page):
-    path = os.path.join(SHARED_TESTDATA, "testrunner2.json")
-    if not os.path.isfile(path):
-        pytest.skip("shared test data absent")
+    path = os.path.join(ORIGINAL_TESTDATA, "testrunner2.json")
     with open(path) as f:
         saved = json.load(f)
     page.js("app.loadGraphData(%s, true, false)" % json.dumps(saved))

@@ -28,7 +28,9 @@ timeouts of hang, and the truncated-JSON and wrong-port-type bad inputs):
   badinput     malformed workflows, plans, checkpoints and images (see BAD_INPUTS)
 
 Usage: faults.py [--bin build/release/cli/discomfort] [--work DIR] [--fast | --ci] [--seed N]
-Prints one line per case and a summary; exit 1 when a case fails.
+Prints one line per case (SURVIVED, FAILED, or SKIPPED with the reason it could not run) and a
+summary counting the three apart. Exit 1 when a case failed; exit 77 when no case ran at all (every
+case skipped), so a run that tested nothing never reads as a pass; else 0.
 """
 import argparse
 import glob
@@ -58,10 +60,15 @@ def default_signals():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+SURVIVED, FAILED, SKIPPED = "survived", "failed", "skipped"
+# The automake/ctest convention for "nothing could be tested" (SKIP_RETURN_CODE).
+EXIT_NOTHING_RAN = 77
+
+
 class Runner:
     def __init__(self, binary, work):
         self.bin, self.work = binary, work
-        self.results = []  # (case, ok, detail)
+        self.results = []  # (case, SURVIVED | FAILED | SKIPPED, detail or the reason for skipping)
         self.injected = 0
 
     def tmpdir(self, name):
@@ -85,8 +92,29 @@ class Runner:
                                 preexec_fn=default_signals)
 
     def record(self, case, ok, detail):
-        self.results.append((case, ok, detail))
-        print(f"fault {case}: {'OK' if ok else 'FAILED'} ({detail})", flush=True)
+        outcome = SURVIVED if ok else FAILED
+        self.results.append((case, outcome, detail))
+        print(f"fault {case}: {outcome.upper()} ({detail})", flush=True)
+
+    def skip(self, case, reason):
+        """A case that could not be run here: neither survived nor failed."""
+        self.results.append((case, SKIPPED, reason))
+        print(f"fault {case}: SKIPPED ({reason})", flush=True)
+
+
+def summarize(results, injected):
+    """The summary lines and the exit status of a run's results."""
+    counts = {k: sum(1 for _, outcome, _ in results if outcome == k) for k in (SURVIVED, FAILED, SKIPPED)}
+    lines = [f"faults: {injected} injected in {len(results)} cases: {counts[SURVIVED]} survived, "
+             f"{counts[FAILED]} failed, {counts[SKIPPED]} skipped"]
+    lines += [f"  FAILED: {case}" for case, outcome, _ in results if outcome == FAILED]
+    lines += [f"  skipped: {case} ({reason})" for case, outcome, reason in results if outcome == SKIPPED]
+    if counts[FAILED]:
+        return lines, 1
+    if counts[SURVIVED] == 0:
+        lines.append("faults: no case ran, nothing was tested")
+        return lines, EXIT_NOTHING_RAN
+    return lines, 0
 
 
 def leftovers(tmp):
@@ -316,13 +344,15 @@ def mount_tmpfs(path, size):
 
 def case_diskfull(r):
     if os.geteuid() != 0:
-        r.record("diskfull", True, "skipped: needs root to mount a small tmpfs")
+        r.skip("diskfull[spill]", "needs root to mount a small tmpfs")
+        r.skip("diskfull[checkpoint]", "needs root to mount a small tmpfs")
         return
     base = os.path.join(r.work, "diskfull")
     shutil.rmtree(base, ignore_errors=True)
     small = os.path.join(base, "small")
     if not mount_tmpfs(small, "1m"):
-        r.record("diskfull", True, "skipped: mount refused")
+        r.skip("diskfull[spill]", "mount of a 1 MiB tmpfs refused")
+        r.skip("diskfull[checkpoint]", "mount of a 256 KiB tmpfs not tried: the first mount was refused")
         return
     try:
         rc, out, err = r.run(["run", FEEDBACK, "-n", "6", "--set", "frame=@" + SEED_PNG, "--max-ram-gb", "0",
@@ -339,7 +369,7 @@ def case_diskfull(r):
     tmp = r.tmpdir("diskfull-ck")
     ck = os.path.join(r.work, "diskfull-ck", "ck")
     if not mount_tmpfs(ck, "256k"):
-        r.record("diskfull[checkpoint]", True, "skipped: mount refused")
+        r.skip("diskfull[checkpoint]", "mount of a 256 KiB tmpfs refused")
         return
     try:
         rc, out, err = r.run(["run", FEEDBACK, "-n", "3", "--set", "frame=@" + SEED_PNG, "--checkpoint-every", "1",
@@ -468,7 +498,7 @@ def case_badinput(r, fast, ci=False):
     r.record("bad input: nothing written outside the output and temp folders", not escaped, f"found: {escaped}")
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build/release/cli/discomfort"))
     ap.add_argument("--work", default=os.path.join(ROOT, "build/reliability/faults"))
@@ -477,7 +507,7 @@ def main():
                     help="the CI subset (ctest reliability.faults_ci): raise, the two timeouts, two bad inputs")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--only", help="comma-separated cases: raise,hang,signals,kill9,diskfull,badinput")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
@@ -499,10 +529,9 @@ def main():
         case_kill9(r, 3, rng)
     if want("diskfull") and not (args.fast or args.ci):
         case_diskfull(r)
-    failed = [c for c, ok, _ in r.results if not ok]
-    print(f"faults: {r.injected} injected, {len(r.results) - len(failed)} of {len(r.results)} cases survived"
-          + (f"; FAILED: {failed}" if failed else ""))
-    return 1 if failed else 0
+    lines, status = summarize(r.results, r.injected)
+    print("\n".join(lines), flush=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ translates them into typed Status values in one place.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -16,6 +17,8 @@ import traceback
 import uuid
 
 from . import nodes as discomfort_nodes
+from . import sandbox
+from . import steady_state
 
 LOG = logging.getLogger("discomfort")
 
@@ -80,6 +83,8 @@ class ComfyHost:
         self.embedded_in_live_comfyui = False
         self.info = {}
         self._executors = {}
+        self._steady = {}  # slot -> steady_state.SlotState
+        self._registry_generation = 0  # bumped whenever nodes are registered: validations go stale
 
     # ------------------------------------------------------------------ start-up
     def start(self, comfy_path, output_dir, temp_dir, input_dir, user_dir, force_cpu=None,
@@ -137,6 +142,7 @@ class ComfyHost:
             import_failed += asyncio.run(
                 nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False)) or []
         self._register_nodes(nodes)
+        self._registry_generation += 1
         for path in extra_nodes or ():
             self.load_nodes(path)
 
@@ -176,6 +182,7 @@ class ComfyHost:
         if not os.path.exists(path):
             raise FileNotFoundError(f"custom node path does not exist: {path}")
         ok = asyncio.run(nodes.load_custom_node(path, module_parent="custom_nodes"))
+        self._registry_generation += 1
         if not ok:
             raise ImportError(f"ComfyUI could not import the custom nodes in {path} (see its log with --verbose)")
 
@@ -249,6 +256,7 @@ class ComfyHost:
 
     def reset_executor(self, slot):
         self._executors.pop(slot, None)
+        self._steady.pop(slot, None)
 
     def validate(self, prompt):
         import execution
@@ -264,28 +272,44 @@ class ComfyHost:
         return {"ok": bool(ok), "error": error, "outputs": list(outputs),
                 "node_errors": _jsonable(node_errors)}
 
-    def execute(self, slot, prompt, inputs, versions, on_event=None):
-        """Validates and runs `prompt` on the executor of `slot` (one per workflow, so each keeps
-        its own cache across iterations). `inputs` are handed to context loaders by reference."""
+    def execute(self, slot, prompt, inputs, versions, on_event=None, exact=False):
+        """Runs `prompt` on the executor of `slot` (one per workflow, so each keeps its own cache
+        across iterations). `inputs` are handed to context loaders by reference.
+
+        exact=False: validated once per slot (again when the prompt, the context inputs present or
+        the node registry change); after the first iteration only what changed runs
+        (steady_state.py), falling back to ComfyUI's full round where that cannot be exact.
+        exact=True, or DISCOMFORT_EXACT_EXECUTOR=1: ComfyUI's full round (validate_prompt, then
+        PromptExecutor.execute) every time."""
         values = discomfort_nodes.VALUES
         values.inputs = dict(inputs)
         values.versions = dict(versions)
         values.outputs = {}
         try:
-            check = self.validate(prompt)
-            if not check["ok"]:
-                return {"ok": False, "stage": "validation", **check}
+            state = self._steady.setdefault(slot, steady_state.SlotState())
+            exact = exact or steady_state.exact_forced()
+            key = None if exact else steady_state.prompt_fingerprint(prompt, inputs, self._registry_generation)
+            plan = state.fast_plan(key)
+            check = None
+            if plan is None:
+                check = self.validate(prompt)
+                if not check["ok"]:
+                    return {"ok": False, "stage": "validation", **check}
             ex = self._executor(slot)
             ex.server.on_event = on_event
             ex.server.events = []
             prompt_id = str(uuid.uuid4())
             started = time.perf_counter()
             try:
-                ex.execute(prompt, prompt_id, {"client_id": "discomfort"}, check["outputs"])
+                with self._isolated(inputs.values()):
+                    check = state.execute(slot, ex, prompt, prompt_id, {"client_id": "discomfort"}, key,
+                                          plan, check, lambda: self.validate(prompt))
             except Exception as exc:  # outside node execution (e.g. a broken graph expansion)
                 return {"ok": False, "stage": "execution",
                         "error": {"type": type(exc).__name__, "message": str(exc),
                                   "traceback": traceback.format_exc()}}
+            if check is not None and not check["ok"]:
+                return {"ok": False, "stage": "validation", **check}
             elapsed = time.perf_counter() - started
             result = {
                 "ok": bool(ex.success),
@@ -316,7 +340,15 @@ class ComfyHost:
             values.versions = {}
             values.outputs = {}
 
+    def _isolated(self, inputs):
+        """Inside a live ComfyUI, its process-wide state stays the host prompt's around an inner
+        execution (sandbox.py lists what and why); elsewhere there is no host to protect."""
+        return sandbox.inner_execution(inputs) if self.embedded_in_live_comfyui else contextlib.nullcontext()
+
     def interrupt(self):
+        if self.embedded_in_live_comfyui:
+            sandbox.interrupt_inner()  # stops the inner execution, never the host's prompt
+            return
         import nodes
         nodes.interrupt_processing(True)
 

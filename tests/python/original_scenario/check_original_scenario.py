@@ -3,7 +3,7 @@ saved workflows, with locally generated random-weight SD1.5 checkpoint and LoRA 
 workflows expect (mohawk.safetensors, scifixl.safetensors; benchmarks/models/make_random_models.py, cached).
 
 On CPU the workflows are edited COPIES (64x64 empty latent, a 128x128 img2img input, one euler step); the
-files in shared/testdata stay untouched. DISCOMFORT_SCENARIO_FULL=1 runs the files as they are (1024x1024,
+files in tests/data/original_discomfort stay untouched. DISCOMFORT_SCENARIO_FULL=1 runs the files as they are (1024x1024,
 20 steps: for a GPU machine).
 
 Not named test_*.py on purpose: it is its own ctest entry (python.original_scenario), not part of
@@ -24,8 +24,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-TESTDATA = os.environ.get("DISCOMFORT_SHARED_TESTDATA",
-                          os.path.join(REPO, "..", "shared", "testdata", "discomfort"))
+TESTDATA = os.path.join(REPO, "tests", "data", "original_discomfort")
 FILES = ["sdxl_load_model_and_lora.json", "latent_1024x1024_empty.json", "latent_from_input_image.json",
          "sdxl_run_ksampler.json"]
 FULL = os.environ.get("DISCOMFORT_SCENARIO_FULL", "0") not in ("", "0")
@@ -47,7 +46,7 @@ def _copy_workflows(dst):
     for name in FILES:
         src = os.path.join(TESTDATA, name)
         if not os.path.exists(src):
-            pytest.skip(f"test data not found: {src} (set DISCOMFORT_SHARED_TESTDATA)")
+            pytest.fail(f"the original's workflow {src} is missing (checked in under tests/data)")
         with open(src) as f:
             wf = json.load(f)
         if not FULL:
