@@ -1,5 +1,5 @@
-// Clang thread-safety analysis (-Wthread-safety): lock discipline checked at compile time instead of
-// stated in comments. Other compilers see empty macros. libstdc++'s std::mutex carries no
+// Clang thread-safety analysis (-Wthread-safety): lock discipline checked at compile time instead
+// of stated in comments. Other compilers see empty macros. libstdc++'s std::mutex carries no
 // annotations, so annotated state uses discomfort::Mutex / MutexLock below.
 #pragma once
 

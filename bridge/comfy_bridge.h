@@ -10,18 +10,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "discomfort/status.h"
 #include "engine/executor.h"
 #include "engine/workflow_resolver.h"
-#include "discomfort/status.h"
 
 namespace discomfort::bridge {
 
 struct BridgeOptions {
-  std::string comfyui_path;   // empty: FindComfyUI()
-  std::string work_dir;       // output/, temp/, input/, user/ are created under it
+  std::string comfyui_path;       // empty: FindComfyUI()
+  std::string work_dir;           // output/, temp/, input/, user/ are created under it
   std::optional<bool> force_cpu;  // unset: CPU when torch sees no CUDA device
-  bool verbose = false;       // let ComfyUI's INFO logging through
-  std::string venv_python;    // see RuntimeOptions
+  bool verbose = false;           // let ComfyUI's INFO logging through
+  std::string venv_python;        // see RuntimeOptions
   // Custom-node files or packages to load besides ComfyUI's built-in nodes.
   std::vector<std::string> extra_node_paths;
   // Python's sys.stdout becomes sys.stderr (the CLI: stdout carries only a command's output).

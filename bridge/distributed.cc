@@ -29,8 +29,10 @@ Result<int> RunDistributedSweep(const nlohmann::json& config, const std::atomic<
     } catch (py::error_already_set& e) {
       Status st = StatusFromPythonError(e, ErrorCode::kNotFound);
       return Status(ErrorCode::kNotFound,
-                    "--ray needs the discomfort Python package with Ray (pip install 'discomfort[ray]' into the "
-                    "venv, or scripts/setup): " + st.message());
+                    "--ray needs the discomfort Python package with Ray (pip install "
+                    "'discomfort[ray]' into the "
+                    "venv, or scripts/setup): " +
+                        st.message());
     }
     py::cpp_function cancelled([cancel] { return cancel != nullptr && cancel->load(); });
     py::cpp_function forward([&emit](py::handle line) {

@@ -20,22 +20,27 @@ std::once_flag g_init_once;
 Status g_init_status;
 bool g_embedded = false;
 
-// Where the bridge's Python package (discomfort_bridge) is: $DISCOMFORT_BRIDGE_PYTHON_DIR; else
-// beside an installed copy of this code (<prefix>/bin or <prefix>/lib -> <prefix>/share/
-// discomfort/python, as `cmake --install` lays it out); else the source tree it was built from.
+}  // namespace
+
+// An installed copy is <prefix>/bin or <prefix>/lib beside <prefix>/share/discomfort/python, as
+// `cmake --install` lays it out.
 std::string BridgePythonDir() {
-  if (const char* env = std::getenv("DISCOMFORT_BRIDGE_PYTHON_DIR"); env != nullptr && *env) return env;
+  if (const char* env = std::getenv("DISCOMFORT_BRIDGE_PYTHON_DIR"); env != nullptr && *env)
+    return env;
   Dl_info info{};
   if (dladdr(reinterpret_cast<void*>(&BridgePythonDir), &info) != 0 && info.dli_fname != nullptr) {
     std::error_code ec;
     const auto binary = std::filesystem::canonical(info.dli_fname, ec);
     if (!ec) {
       const auto installed = binary.parent_path().parent_path() / "share" / "discomfort" / "python";
-      if (std::filesystem::is_directory(installed / "discomfort_bridge", ec)) return installed.string();
+      if (std::filesystem::is_directory(installed / "discomfort_bridge", ec))
+        return installed.string();
     }
   }
   return DISCOMFORT_PYTHON_DIR;
 }
+
+namespace {
 
 std::string ChooseVenvPython(const RuntimeOptions& options) {
   if (!options.venv_python.empty()) return options.venv_python;
@@ -79,7 +84,8 @@ Status StartEmbedded(const RuntimeOptions& options) {
       py::module_ sys = py::module_::import("sys");
       sys.attr("path").attr("insert")(0, BridgePythonDir());
       spdlog::debug("[discomfort] embedded Python {} (prefix {})",
-                    sys.attr("version").cast<std::string>(), sys.attr("prefix").cast<std::string>());
+                    sys.attr("version").cast<std::string>(),
+                    sys.attr("prefix").cast<std::string>());
     } catch (py::error_already_set& e) {
       result = StatusFromPythonError(e, ErrorCode::kPython);
     }

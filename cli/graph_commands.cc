@@ -90,7 +90,9 @@ Result<json> LoadWorkflow(const std::string& path) {
   ErrorLocation where;
   where.workflow = path;
   auto text = storage::FileSystem::Default()->ReadFile(path);
-  if (!text.ok()) return Status(text.status().code(), "cannot read " + path + ": " + text.status().message(), where);
+  if (!text.ok())
+    return Status(text.status().code(), "cannot read " + path + ": " + text.status().message(),
+                  where);
   auto doc = graph::ParseJsonText(*text, path);
   if (!doc.ok()) return doc;
   if (graph::DetectFormat(*doc) == graph::WorkflowFormat::kUnknown) {

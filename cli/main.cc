@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/graph_commands.h"
+#include "cli/report_command.h"
 #include "cli/run_command.h"
 #include "cli/session.h"
 #include "cli/sweep_command.h"
@@ -30,10 +31,12 @@ int ObjectInfoCommand(const discomfort::cli::CommonOptions& common, const std::s
     return 0;
   }
   auto& fs = *discomfort::storage::FileSystem::Default();
-  if (Status st = discomfort::storage::WriteWholeFile(fs, out_path, text, /*sync=*/false); !st.ok()) {
+  if (Status st = discomfort::storage::WriteWholeFile(fs, out_path, text, /*sync=*/false);
+      !st.ok()) {
     return discomfort::cli::Fail(st);
   }
-  std::cerr << "[discomfort] " << info->size() << " node definitions written to " << out_path << "\n";
+  std::cerr << "[discomfort] " << info->size() << " node definitions written to " << out_path
+            << "\n";
   return 0;
 }
 
@@ -47,10 +50,12 @@ int main(int argc, char** argv) {
 
   discomfort::cli::AddRunCommands(app, &exit_code);
   discomfort::cli::AddSweepCommand(app, &exit_code);
+  discomfort::cli::AddReportCommand(app, &exit_code);
 
   discomfort::cli::CommonOptions oi_common;
   std::string oi_out;
-  CLI::App* oi_cmd = app.add_subcommand("object-info", "dump node definitions (/object_info shape) from the embedded ComfyUI");
+  CLI::App* oi_cmd = app.add_subcommand(
+      "object-info", "dump node definitions (/object_info shape) from the embedded ComfyUI");
   oi_cmd->add_option("-o,--out", oi_out, "output file (default stdout)");
   discomfort::cli::AddCommonOptions(oi_cmd, &oi_common);
   oi_cmd->callback([&] { exit_code = ObjectInfoCommand(oi_common, oi_out); });

@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 
+#include "cli/report_command.h"
 #include "cli/session.h"
 #include "engine/run_request.h"
 #include "engine/workflow_resolver.h"
@@ -36,13 +37,17 @@ struct RunOptions {
   std::optional<double> interrupt_grace;
   std::optional<int> save_every;  // unset: every iteration
   std::string trace_path;
+  bool exact_executor = false;
+  bool report = false;  // --report: events and trace into the output folder, then report.html
 };
 
 std::string Absolute(const std::string& path) {
   return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
 }
 
-json OptionalJson(const std::optional<double>& value) { return value ? json(*value) : json(nullptr); }
+json OptionalJson(const std::optional<double>& value) {
+  return value ? json(*value) : json(nullptr);
+}
 
 // What `discomfort resume` needs to rebuild the run.
 json RunManifest(const RunOptions& o) {
@@ -71,7 +76,8 @@ json RunManifest(const RunOptions& o) {
 Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOptions& overrides) {
   engine::WorkflowResolver reader(nullptr);
   auto doc = reader.ReadJson(dir + "/run.json");
-  if (!doc.ok()) return Status(ErrorCode::kNotFound, "no checkpoint at " + dir + ": " + doc.status().message());
+  if (!doc.ok())
+    return Status(ErrorCode::kNotFound, "no checkpoint at " + dir + ": " + doc.status().message());
   const json& m = *doc;
   // json::value() throws on a present key of another type (a damaged run.json): a parse error.
   try {
@@ -95,9 +101,12 @@ Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOpt
       return std::nullopt;
     };
     o.max_ram_gb = number("max_ram_gb");
-    o.checkpoint_every = overrides.checkpoint_every > 0 ? overrides.checkpoint_every : m.value("checkpoint_every", 0);
-    o.iteration_timeout = overrides.iteration_timeout ? overrides.iteration_timeout : number("iteration_timeout");
-    o.interrupt_grace = overrides.interrupt_grace ? overrides.interrupt_grace : number("interrupt_grace");
+    o.checkpoint_every = overrides.checkpoint_every > 0 ? overrides.checkpoint_every
+                                                        : m.value("checkpoint_every", 0);
+    o.iteration_timeout =
+        overrides.iteration_timeout ? overrides.iteration_timeout : number("iteration_timeout");
+    o.interrupt_grace =
+        overrides.interrupt_grace ? overrides.interrupt_grace : number("interrupt_grace");
     o.save_every = overrides.save_every;
     if (!o.save_every && m.contains("save_every") && m["save_every"].is_number_integer()) {
       o.save_every = m["save_every"].get<int>();
@@ -113,7 +122,8 @@ Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOpt
 
 engine::RunRequest MakeRequest(const RunOptions& o) {
   engine::RunRequest request;
-  for (const auto& path : o.workflows) request.workflows.push_back(engine::WorkflowSpec::File(path));
+  for (const auto& path : o.workflows)
+    request.workflows.push_back(engine::WorkflowSpec::File(path));
   request.plan_path = o.plan_path;
   if (o.iterations_given || o.plan_path.empty()) request.iterations = o.iterations;
   request.until = o.until;
@@ -125,6 +135,7 @@ engine::RunRequest MakeRequest(const RunOptions& o) {
   request.save_every = o.save_every;
   request.output_dir = o.out_dir;
   request.trace_path = o.trace_path;
+  request.exact_executor = o.exact_executor;
   if (o.checkpoint_every > 0) {
     request.checkpoint_every = o.checkpoint_every;
     request.checkpoint_dir = !o.checkpoint_dir.empty() ? o.checkpoint_dir
@@ -135,9 +146,18 @@ engine::RunRequest MakeRequest(const RunOptions& o) {
   return request;
 }
 
-int RunCommand(const RunOptions& o) {
+int RunCommand(RunOptions o) {
   if (o.workflows.empty() == o.plan_path.empty()) {
-    return Fail(Status(ErrorCode::kInvalidArgument, "give workflow files or --plan PLAN.json (not both)"));
+    return Fail(
+        Status(ErrorCode::kInvalidArgument, "give workflow files or --plan PLAN.json (not both)"));
+  }
+  if (o.report) {
+    if (o.out_dir.empty())
+      return Fail(
+          Status(ErrorCode::kInvalidArgument, "--report needs --out DIR (the report's folder)"));
+    if (o.events_path.empty()) o.events_path = o.out_dir + "/events.jsonl";
+    if (o.trace_path.empty()) o.trace_path = o.out_dir + "/trace.json";
+    if (Status st = storage::FileSystem::Default()->CreateDir(o.out_dir); !st.ok()) return Fail(st);
   }
   CatchStopSignals();
   auto bridge = StartBridge(o.common);
@@ -151,7 +171,8 @@ int RunCommand(const RunOptions& o) {
   if (!prepared.ok()) return Fail(prepared.status());
   engine::LoopOptions& loop = prepared->options;
   if (!o.resume_dir.empty()) {
-    std::cerr << "[discomfort] resuming from " << o.resume_dir << " at iteration " << loop.first_iteration + 1 << "\n";
+    std::cerr << "[discomfort] resuming from " << o.resume_dir << " at iteration "
+              << loop.first_iteration + 1 << "\n";
   }
   // A resumed run continues to the count it was started with.
   loop.checkpoint_manifest["iterations"] = loop.iterations;
@@ -171,12 +192,16 @@ int RunCommand(const RunOptions& o) {
   }
   progress.Finish();
   if (prepared->trace) {
-    if (Status st = prepared->trace->Close(); !st.ok()) spdlog::warn("[discomfort] the trace is incomplete: {}", st.ToString());
+    if (Status st = prepared->trace->Close(); !st.ok())
+      spdlog::warn("[discomfort] the trace is incomplete: {}", st.ToString());
   }
+  // A failed run gets its report too: it shows the iterations that finished and the error.
+  if (o.report) WriteRunReport(o.out_dir, o.events_path, o.trace_path, o.until);
   if (!result->ok()) return Fail(result->status());
   const engine::LoopResult& done = result->value();
   if (done.stopped_by_until) {
-    std::cerr << "[discomfort] stopped after " << done.iterations_completed << " iterations: until condition met\n";
+    std::cerr << "[discomfort] stopped after " << done.iterations_completed
+              << " iterations: until condition met\n";
   }
   if (o.json_summary) std::cout << OutputsSummary(done.outputs, done.files).dump() << std::endl;
   return 0;
@@ -186,38 +211,61 @@ int RunCommand(const RunOptions& o) {
 
 void AddRunCommands(CLI::App& app, int* exit_code) {
   static RunOptions run;
-  CLI::App* run_cmd = app.add_subcommand("run", "run API- or UI-format workflows for N iterations, or a loop plan");
-  run_cmd->add_option("workflows", run.workflows, "workflow JSON files, run in order each iteration");
-  run_cmd->add_option("--plan", run.plan_path, "a loop plan (stages, when/until conditions, error policies; see README)");
-  auto* iterations_opt =
-      run_cmd->add_option("-n,--iterations", run.iterations, "number of iterations (the maximum with --until)")
-          ->check(CLI::NonNegativeNumber);
-  run_cmd->add_option("--until", run.until, "stop after the iteration where this condition holds, e.g. 'score > 0.9'");
-  run_cmd->add_option("--set", run.sets,
-                      "unique_id=VALUE put into the context first (JSON literal, @image.png, @file.json, or text)");
+  CLI::App* run_cmd =
+      app.add_subcommand("run", "run API- or UI-format workflows for N iterations, or a loop plan");
+  run_cmd->add_option("workflows", run.workflows,
+                      "workflow JSON files, run in order each iteration");
+  run_cmd->add_option("--plan", run.plan_path,
+                      "a loop plan (stages, when/until conditions, error policies; see README)");
+  auto* iterations_opt = run_cmd
+                             ->add_option("-n,--iterations", run.iterations,
+                                          "number of iterations (the maximum with --until)")
+                             ->check(CLI::NonNegativeNumber);
+  run_cmd->add_option("--until", run.until,
+                      "stop after the iteration where this condition holds, e.g. 'score > 0.9'");
+  run_cmd->add_option(
+      "--set", run.sets,
+      "unique_id=VALUE put into the context first (JSON literal, @image.png, @file.json, or text)");
   run_cmd->add_option("-o,--out", run.out_dir, "folder for IMAGE outputs, one PNG per iteration");
   run_cmd
       ->add_option("--save-every", run.save_every,
                    "with --out, write the images of every K-th iteration only, and of the last one "
                    "(0: the last iteration only; default 1)")
       ->check(CLI::Range(0, std::numeric_limits<int>::max()));
-  run_cmd->add_option("--events", run.events_path, "append JSON-lines events (iterations, nodes, timings, errors) to FILE");
-  run_cmd->add_flag("--json", run.json_summary, "print the final OUTPUT values as one JSON object last on stdout");
-  run_cmd->add_option("--trace", run.trace_path,
-                      "write a Chrome trace (Perfetto, chrome://tracing) of iterations, stages, workflows, nodes, "
-                      "spills and PNG encodes to FILE");
-  run_cmd->add_option("--max-ram-gb", run.max_ram_gb, "RAM budget of the context; tensors beyond it spill to disk");
-  run_cmd->add_option("--checkpoint-every", run.checkpoint_every, "save a resumable checkpoint every K iterations")
-      ->check(CLI::NonNegativeNumber);
-  run_cmd->add_option("--checkpoint-dir", run.checkpoint_dir, "checkpoint folder (default OUT/checkpoint)");
+  run_cmd->add_option("--events", run.events_path,
+                      "append JSON-lines events (iterations, nodes, timings, errors) to FILE");
+  run_cmd->add_flag("--json", run.json_summary,
+                    "print the final OUTPUT values as one JSON object last on stdout");
+  run_cmd->add_flag(
+      "--report", run.report,
+      "write OUT/report.html (iteration times, node costs, contact sheets and plots of the ports) "
+      "from the run's events and trace, kept in OUT unless --events / --trace say otherwise");
+  run_cmd->add_flag(
+      "--exact-executor", run.exact_executor,
+      "run ComfyUI's full prompt round every iteration instead of only the nodes whose inputs "
+      "changed (same results; for comparison)");
+  run_cmd->add_option(
+      "--trace", run.trace_path,
+      "write a Chrome trace (Perfetto, chrome://tracing) of iterations, stages, workflows, nodes, "
+      "spills and PNG encodes to FILE");
+  run_cmd->add_option("--max-ram-gb", run.max_ram_gb,
+                      "RAM budget of the context; tensors beyond it spill to disk");
   run_cmd
-      ->add_option("--iteration-timeout", run.iteration_timeout,
-                   "end the run when an iteration takes longer than SECONDS: ComfyUI is interrupted, exit 1 "
-                   "with a timeout error (default: the plan's iteration_timeout, else none)")
+      ->add_option("--checkpoint-every", run.checkpoint_every,
+                   "save a resumable checkpoint every K iterations")
+      ->check(CLI::NonNegativeNumber);
+  run_cmd->add_option("--checkpoint-dir", run.checkpoint_dir,
+                      "checkpoint folder (default OUT/checkpoint)");
+  run_cmd
+      ->add_option(
+          "--iteration-timeout", run.iteration_timeout,
+          "end the run when an iteration takes longer than SECONDS: ComfyUI is interrupted, exit 1 "
+          "with a timeout error (default: the plan's iteration_timeout, else none)")
       ->check(CLI::Range(0.0, 604800.0));
   run_cmd
-      ->add_option("--interrupt-grace", run.interrupt_grace,
-                   "seconds a node may ignore that interrupt before the run ends anyway (default 10)")
+      ->add_option(
+          "--interrupt-grace", run.interrupt_grace,
+          "seconds a node may ignore that interrupt before the run ends anyway (default 10)")
       ->check(CLI::Range(0.0, 604800.0));
   AddCommonOptions(run_cmd, &run.common);
   run_cmd->callback([exit_code, iterations_opt] {
@@ -228,11 +276,14 @@ void AddRunCommands(CLI::App& app, int* exit_code) {
   static RunOptions resume_overrides;
   static std::string resume_dir;
   CLI::App* resume_cmd = app.add_subcommand("resume", "continue a run from its checkpoint folder");
-  resume_cmd->add_option("dir", resume_dir, "checkpoint folder written by run --checkpoint-every")->required();
+  resume_cmd->add_option("dir", resume_dir, "checkpoint folder written by run --checkpoint-every")
+      ->required();
   auto* resume_iterations =
-      resume_cmd->add_option("-n,--iterations", resume_overrides.iterations, "new total iteration count")
+      resume_cmd
+          ->add_option("-n,--iterations", resume_overrides.iterations, "new total iteration count")
           ->check(CLI::NonNegativeNumber);
-  resume_cmd->add_flag("--json", resume_overrides.json_summary, "print the final OUTPUT values as JSON last on stdout");
+  resume_cmd->add_flag("--json", resume_overrides.json_summary,
+                       "print the final OUTPUT values as JSON last on stdout");
   AddCommonOptions(resume_cmd, &resume_overrides.common);
   resume_cmd->callback([exit_code, resume_iterations] {
     resume_overrides.iterations_given = resume_iterations->count() > 0;

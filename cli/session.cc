@@ -42,10 +42,12 @@ void ReclaimDeadWorkDirs(storage::FileSystem& fs, const std::string& root) {
 }  // namespace
 
 void AddCommonOptions(CLI::App* cmd, CommonOptions* o) {
-  cmd->add_option("--comfyui", o->comfyui,
-                  "ComfyUI checkout (default: $COMFYUI_PATH, the ComfyUI holding this repo, ~/ComfyUI)");
-  cmd->add_option("--work-dir", o->work_dir,
-                  "folder for ComfyUI's output/temp/input/user folders (default: a per-process temp folder)");
+  cmd->add_option(
+      "--comfyui", o->comfyui,
+      "ComfyUI checkout (default: $COMFYUI_PATH, the ComfyUI holding this repo, ~/ComfyUI)");
+  cmd->add_option(
+      "--work-dir", o->work_dir,
+      "folder for ComfyUI's output/temp/input/user folders (default: a per-process temp folder)");
   cmd->add_option("--nodes", o->nodes, "extra custom-node files or packages to load (repeatable)");
   cmd->add_flag("--cpu", o->cpu, "run ComfyUI on the CPU even when a GPU is present");
   cmd->add_flag("-v,--verbose", o->verbose, "show ComfyUI's own log and debug messages");
@@ -77,7 +79,8 @@ void RemoveTemporaryWorkDir() {
 
 int Fail(const Status& st) {
   std::cerr << "[discomfort] " << st.ToString() << "\n";
-  if (!st.traceback().empty() && spdlog::get_level() <= spdlog::level::debug) std::cerr << st.traceback();
+  if (!st.traceback().empty() && spdlog::get_level() <= spdlog::level::debug)
+    std::cerr << st.traceback();
   return st.code() == ErrorCode::kCancelled ? 130 : 1;
 }
 
@@ -109,7 +112,9 @@ CancelWatcher::~CancelWatcher() {
 Status EventLog::Open(const std::string& path) {
   if (path.empty()) return Status::Ok();
   auto file = storage::FileSystem::Default()->NewAppendableFile(path);
-  if (!file.ok()) return Status(file.status().code(), "cannot open events file " + path + ": " + file.status().message());
+  if (!file.ok())
+    return Status(file.status().code(),
+                  "cannot open events file " + path + ": " + file.status().message());
   file_ = std::move(file).value();
   return Status::Ok();
 }
@@ -133,7 +138,8 @@ std::string FormatSeconds(double s) {
   return buf;
 }
 
-Progress::Progress(std::ostream& lines, int total) : lines_(lines), total_(total), tty_(isatty(STDERR_FILENO)) {}
+Progress::Progress(std::ostream& lines, int total)
+    : lines_(lines), total_(total), tty_(isatty(STDERR_FILENO)) {}
 
 void Progress::Iteration(const engine::IterationReport& r) {
   done_ = r.iteration + 1;
@@ -141,16 +147,19 @@ void Progress::Iteration(const engine::IterationReport& r) {
   ++count_;
   const double eta = (total_ - done_) * (elapsed_ / count_);
   char line[200];
-  std::snprintf(line, sizeof(line), "[discomfort] iteration %d/%d: %.3f s", done_, total_, r.seconds);
+  std::snprintf(line, sizeof(line), "[discomfort] iteration %d/%d: %.3f s", done_, total_,
+                r.seconds);
   std::string text = line;
-  if (!r.files.empty()) text += " (" + std::to_string(r.files.size()) + (r.files.size() == 1 ? " image)" : " images)");
-  if (!r.stages_failed.empty()) text += " [" + std::to_string(r.stages_failed.size()) + " stage(s) failed]";
+  if (!r.files.empty())
+    text += " (" + std::to_string(r.files.size()) + (r.files.size() == 1 ? " image)" : " images)");
+  if (!r.stages_failed.empty())
+    text += " [" + std::to_string(r.stages_failed.size()) + " stage(s) failed]";
   if (tty_) std::cerr << "\r\033[K" << std::flush;
   lines_ << text << std::endl;
   if (tty_ && done_ < total_) {
     const int width = 30, filled = total_ > 0 ? width * done_ / total_ : width;
-    std::cerr << "[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << done_ << "/" << total_
-              << "  ETA " << FormatSeconds(eta) << std::flush;
+    std::cerr << "[" << std::string(filled, '#') << std::string(width - filled, '.') << "] "
+              << done_ << "/" << total_ << "  ETA " << FormatSeconds(eta) << std::flush;
   }
 }
 
@@ -167,8 +176,11 @@ json DescribeOutput(const storage::Value& value, const std::vector<std::string>&
       const at::Tensor& t = value.tensor();
       json shape = json::array();
       for (int64_t i = 0; i < t.dim(); ++i) shape.push_back(t.size(i));
-      return {{"type", "tensor"}, {"dtype", storage::TorchDtypeName(t.scalar_type())}, {"shape", shape},
-              {"device", t.device().str()}, {"files", files}};
+      return {{"type", "tensor"},
+              {"dtype", storage::TorchDtypeName(t.scalar_type())},
+              {"shape", shape},
+              {"device", t.device().str()},
+              {"files", files}};
     }
     case ValueKind::kHostObject:
       return {{"type", "object"}, {"python_type", value.host()->TypeName()}};

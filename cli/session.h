@@ -14,8 +14,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "discomfort/status.h"
 #include "bridge/comfy_bridge.h"
+#include "discomfort/status.h"
 #include "engine/loop.h"
 #include "storage/filesystem.h"
 #include "storage/value.h"

@@ -16,8 +16,9 @@ namespace discomfort::engine {
 
 // `fs` null: the real file system. `manifest` is stored as given, plus next_iteration, context
 // (the generation folder) and not_persisted (keys whose values a snapshot cannot hold).
-Status SaveCheckpoint(const storage::Context& context, const std::string& dir, nlohmann::json manifest,
-                      int next_iteration, storage::FileSystem* fs = nullptr);
+Status SaveCheckpoint(const storage::Context& context, const std::string& dir,
+                      nlohmann::json manifest, int next_iteration,
+                      storage::FileSystem* fs = nullptr);
 
 struct Checkpoint {
   nlohmann::json manifest;  // as given to SaveCheckpoint, plus next_iteration

@@ -32,7 +32,8 @@ bool LooksLikeImage(const at::Tensor& t) {
   return t.dim() == 3 && t.size(1) > 0 && t.size(2) > 0 && t.size(0) <= 4096;
 }
 
-Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image, const std::string& path_stem,
+Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image,
+                                                const std::string& path_stem,
                                                 storage::FileSystem* fs) {
   if (fs == nullptr) fs = storage::FileSystem::Default();
   if (!LooksLikeImage(image)) {
@@ -41,10 +42,8 @@ Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image, const s
   }
   at::Tensor t = image.dim() == 3 ? image.unsqueeze(-1) : image;
   // 0..1 float -> 0..255 bytes, the same rounding ComfyUI's SaveImage uses (clip then truncate).
-  at::Tensor bytes = (t.detach().to(at::kCPU, at::kFloat) * 255.0)
-                         .clamp(0, 255)
-                         .to(at::kByte)
-                         .contiguous();
+  at::Tensor bytes =
+      (t.detach().to(at::kCPU, at::kFloat) * 255.0).clamp(0, 255).to(at::kByte).contiguous();
   const int64_t batch = bytes.size(0), height = bytes.size(1), width = bytes.size(2),
                 channels = bytes.size(3);
   const uint8_t color_type = channels == 1   ? SPNG_COLOR_TYPE_GRAYSCALE
@@ -68,12 +67,15 @@ Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image, const s
     int rc = spng_encode_image(ctx.get(), data, frame_bytes, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
     if (rc != 0) return IoError(path, std::string("PNG encode failed (") + spng_strerror(rc) + ")");
     size_t png_size = 0;
-    std::unique_ptr<void, decltype(&std::free)> png(spng_get_png_buffer(ctx.get(), &png_size, &rc), &std::free);
-    if (png == nullptr || rc != 0) return IoError(path, std::string("PNG encode failed (") + spng_strerror(rc) + ")");
+    std::unique_ptr<void, decltype(&std::free)> png(spng_get_png_buffer(ctx.get(), &png_size, &rc),
+                                                    &std::free);
+    if (png == nullptr || rc != 0)
+      return IoError(path, std::string("PNG encode failed (") + spng_strerror(rc) + ")");
     // Atomic: a reader (or a re-run of the same point) never sees half a file. Images are not
     // fsynced: a crash loses at most the last frames, which a resumed run writes again.
-    Status st = storage::WriteFileAtomically(*fs, path, std::string_view(static_cast<const char*>(png.get()), png_size),
-                                             /*sync=*/false);
+    Status st = storage::WriteFileAtomically(
+        *fs, path, std::string_view(static_cast<const char*>(png.get()), png_size),
+        /*sync=*/false);
     if (!st.ok()) {
       // A missing folder is a write failure here, like any other; a full disk stays kNoSpace.
       return Status(st.code() == ErrorCode::kNoSpace ? ErrorCode::kNoSpace : ErrorCode::kIO,
@@ -101,14 +103,18 @@ Result<at::Tensor> ReadPngAsImage(const std::string& path, storage::FileSystem* 
   spng_ihdr ihdr = {};
   int rc = spng_get_ihdr(ctx.get(), &ihdr);
   if (rc != 0) {
-    return Status(ErrorCode::kParse, std::string("not a valid PNG (") + spng_strerror(rc) + "): " + path);
+    return Status(ErrorCode::kParse,
+                  std::string("not a valid PNG (") + spng_strerror(rc) + "): " + path);
   }
   size_t size = 0;
   rc = spng_decoded_image_size(ctx.get(), SPNG_FMT_RGB8, &size);
-  if (rc != 0) return Status(ErrorCode::kParse, std::string("PNG: ") + spng_strerror(rc) + ": " + path);
+  if (rc != 0)
+    return Status(ErrorCode::kParse, std::string("PNG: ") + spng_strerror(rc) + ": " + path);
   at::Tensor bytes = at::empty({1, ihdr.height, ihdr.width, 3}, at::kByte);
-  rc = spng_decode_image(ctx.get(), bytes.data_ptr<uint8_t>(), size, SPNG_FMT_RGB8, SPNG_DECODE_TRNS);
-  if (rc != 0) return Status(ErrorCode::kParse, std::string("PNG decode: ") + spng_strerror(rc) + ": " + path);
+  rc = spng_decode_image(ctx.get(), bytes.data_ptr<uint8_t>(), size, SPNG_FMT_RGB8,
+                         SPNG_DECODE_TRNS);
+  if (rc != 0)
+    return Status(ErrorCode::kParse, std::string("PNG decode: ") + spng_strerror(rc) + ": " + path);
   return bytes.to(at::kFloat).div_(255.0);
 }
 

@@ -16,7 +16,8 @@ bool LooksLikeImage(const at::Tensor& tensor);
 
 // Writes one PNG per batch item: `path_stem` + ".png" for a batch of 1, else `_<b>.png`, each
 // atomically (a temporary renamed into place). Returns the paths written. `fs` null: the real one.
-Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image, const std::string& path_stem,
+Result<std::vector<std::string>> WriteImagePngs(const at::Tensor& image,
+                                                const std::string& path_stem,
                                                 storage::FileSystem* fs = nullptr);
 
 // Decodes a PNG into a float32 [1,H,W,3] tensor in 0..1 (RGB; alpha dropped).

@@ -9,16 +9,20 @@ namespace discomfort::engine {
 
 std::string SanitizeForFileName(const std::string& name) {
   std::string out;
-  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
+  for (char c : name)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
   return out.empty() ? "port" : out;
 }
 
 ImageWriter::ImageWriter(std::string dir, storage::FileSystem* fs, TraceWriter* trace)
-    : dir_(std::move(dir)), fs_(fs != nullptr ? fs : storage::FileSystem::Default()), trace_(trace) {}
+    : dir_(std::move(dir)),
+      fs_(fs != nullptr ? fs : storage::FileSystem::Default()),
+      trace_(trace) {}
 
 ImageWriter::~ImageWriter() { tasks_.wait(); }
 
-std::vector<std::string> ImageWriter::Write(const std::string& uid, int iteration, const at::Tensor& image) {
+std::vector<std::string> ImageWriter::Write(const std::string& uid, int iteration,
+                                            const at::Tensor& image) {
   char index[16];
   std::snprintf(index, sizeof(index), "%05d", iteration);
   const std::string stem = dir_ + "/" + SanitizeForFileName(uid) + "_" + index;

@@ -8,8 +8,8 @@
 #include <ATen/core/Tensor.h>
 #include <tbb/task_group.h>
 
-#include "discomfort/status.h"
 #include "base/thread_annotations.h"
+#include "discomfort/status.h"
 #include "engine/trace.h"
 #include "storage/filesystem.h"
 

@@ -69,7 +69,8 @@ void SetVerboseLogging(bool verbose) {
 
 void SetLogSink(LogSink sink) {
   std::lock_guard<std::mutex> lock(g_logger_mu);
-  const auto level = spdlog::default_logger() ? spdlog::default_logger()->level() : spdlog::level::info;
+  const auto level =
+      spdlog::default_logger() ? spdlog::default_logger()->level() : spdlog::level::info;
   spdlog::sink_ptr target;
   if (sink) {
     target = std::make_shared<CallbackSink>(std::move(sink));

@@ -5,12 +5,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/thread_annotations.h"
 #include "engine/image_io.h"
 #include "engine/image_writer.h"
 #include "engine/port_types.h"
 #include "engine/timed_execution.h"
 #include "engine/trace.h"
-#include "base/thread_annotations.h"
 
 namespace discomfort::engine {
 namespace {
@@ -30,12 +30,17 @@ struct PendingValue {
 // committed to the context only when the whole iteration finished.
 using Pending = std::map<std::string, PendingValue>;
 
-double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // Cancels and timeouts end the run whatever the stage's error policy: no retry, no skip.
-bool EndsTheRun(const Status& st) { return st.code() == ErrorCode::kCancelled || st.code() == ErrorCode::kTimeout; }
+bool EndsTheRun(const Status& st) {
+  return st.code() == ErrorCode::kCancelled || st.code() == ErrorCode::kTimeout;
+}
 
-Status WithLocation(Status st, int iteration, const std::string& stage, const std::string& workflow) {
+Status WithLocation(Status st, int iteration, const std::string& stage,
+                    const std::string& workflow) {
   st.where().iteration = iteration;
   if (st.where().stage.empty()) st.where().stage = stage;
   if (st.where().workflow.empty()) st.where().workflow = workflow;
@@ -49,7 +54,8 @@ json ScalarValues(const Pending& pending) {
   for (const auto& [uid, pv] : pending) {
     if (!pv.value.is_json()) continue;
     const json& v = pv.value.json();
-    if (v.is_number() || v.is_boolean() || (v.is_string() && v.get_ref<const std::string&>().size() <= 1000)) {
+    if (v.is_number() || v.is_boolean() ||
+        (v.is_string() && v.get_ref<const std::string&>().size() <= 1000)) {
       values[uid] = v;
     }
   }
@@ -66,7 +72,8 @@ Status CheckLoopOptions(const LoopOptions& options) {
     }
   }
   if (options.save_every < 0) {
-    return Status(ErrorCode::kInvalidArgument, "save_every must be >= 0 (0: the last iteration only)");
+    return Status(ErrorCode::kInvalidArgument,
+                  "save_every must be >= 0 (0: the last iteration only)");
   }
   return Status::Ok();
 }
@@ -121,7 +128,8 @@ struct GatheredInputs {
 // One call of LoopRunner::RunStages: the run's state and its steps.
 class LoopRun {
  public:
-  LoopRun(Executor& executor, storage::Context& context, const std::vector<Stage>& stages, const LoopOptions& options)
+  LoopRun(Executor& executor, storage::Context& context, const std::vector<Stage>& stages,
+          const LoopOptions& options)
       : executor_(executor),
         context_(context),
         stages_(stages),
@@ -141,7 +149,8 @@ class LoopRun {
   // An error ends the run; everything a stage's policy absorbs stays inside.
   Status RunIteration(int it);
   Status RunStage(const Stage& stage, int it, Pending& pending, IterationReport& report);
-  Status RunStageAttempt(const Stage& stage, int it, Pending& stage_pending, IterationReport& report);
+  Status RunStageAttempt(const Stage& stage, int it, Pending& stage_pending,
+                         IterationReport& report);
   Status RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int it, Pending& stage_pending,
                      IterationReport& report);
   Result<GatheredInputs> GatherInputs(const PreparedWorkflow& wf, const Pending& pending);
@@ -164,7 +173,8 @@ class LoopRun {
 
 void LoopRun::Emit(json event) const {
   if (!options_.on_event) return;
-  event["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  event["time"] =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   options_.on_event(event);
 }
 
@@ -178,8 +188,9 @@ DeadlineOptions LoopRun::DeadlineFor(Clock::time_point iteration_start) const {
   DeadlineOptions deadline;
   if (!Timed()) return deadline;
   deadline.now = options_.clock;
-  deadline.deadline = iteration_start + std::chrono::duration_cast<Clock::duration>(
-                                            std::chrono::duration<double>(options_.iteration_timeout));
+  deadline.deadline =
+      iteration_start + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(options_.iteration_timeout));
   deadline.limit_seconds = options_.iteration_timeout;
   deadline.grace_seconds = options_.interrupt_grace;
   deadline.cancel = options_.cancel;
@@ -190,11 +201,14 @@ Result<LoopResult> LoopRun::Run() {
   DISCOMFORT_RETURN_IF_ERROR(CheckLoopOptions(options_));
   if (!options_.output_dir.empty()) {
     if (Status st = fs_->CreateDir(options_.output_dir); !st.ok()) {
-      return Status(st.code(), "cannot create output folder " + options_.output_dir + ": " + st.message());
+      return Status(st.code(),
+                    "cannot create output folder " + options_.output_dir + ": " + st.message());
     }
   }
   result_.iterations_completed = options_.first_iteration;
-  Emit({{"event", "run_start"}, {"iterations", options_.iterations}, {"first_iteration", options_.first_iteration}});
+  Emit({{"event", "run_start"},
+        {"iterations", options_.iterations},
+        {"first_iteration", options_.first_iteration}});
   for (int it = options_.first_iteration; it < options_.iterations; ++it) {
     DISCOMFORT_RETURN_IF_ERROR(RunIteration(it));
     if (options_.until) {
@@ -210,19 +224,22 @@ Result<LoopResult> LoopRun::Run() {
   if (unsaved_iteration_ >= 0) WriteImages(unsaved_, unsaved_iteration_, nullptr);
   if (Status st = images_.Wait(); !st.ok()) return Fail(st);
   ReportFinalOutputs();
-  Emit({{"event", "run_done"}, {"iterations_completed", result_.iterations_completed},
+  Emit({{"event", "run_done"},
+        {"iterations_completed", result_.iterations_completed},
         {"stopped_by_until", result_.stopped_by_until}});
   return std::move(result_);
 }
 
 Status LoopRun::RunIteration(int it) {
-  TraceSpan span(options_.trace, "iteration", "iteration " + std::to_string(it), {{"iteration", it}});
+  TraceSpan span(options_.trace, "iteration", "iteration " + std::to_string(it),
+                 {{"iteration", it}});
   const auto iteration_start = Clock::now();
   deadline_ = DeadlineFor(options_.clock ? options_.clock() : iteration_start);
   if (Status st = context_.Put(kIterationKey, storage::Value::Json(it)); !st.ok()) {
     return Fail(WithLocation(st, it, "", ""));
   }
-  if (Status st = context_.Put(kIterationsKey, storage::Value::Json(options_.iterations)); !st.ok()) {
+  if (Status st = context_.Put(kIterationsKey, storage::Value::Json(options_.iterations));
+      !st.ok()) {
     return Fail(WithLocation(st, it, "", ""));
   }
   Emit({{"event", "iteration_start"}, {"iteration", it}});
@@ -234,7 +251,8 @@ Status LoopRun::RunIteration(int it) {
     if (!st.ok()) {
       if (EndsTheRun(st) && options_.checkpoint_every > 0) {
         // The context holds the last finished iteration: resuming starts right after it.
-        if (SaveCheckpoint(context_, options_.checkpoint_dir, options_.checkpoint_manifest, it, fs_).ok()) {
+        if (SaveCheckpoint(context_, options_.checkpoint_dir, options_.checkpoint_manifest, it, fs_)
+                .ok()) {
           Emit({{"event", "checkpoint"}, {"iteration", it - 1}, {"dir", options_.checkpoint_dir}});
         }
       }
@@ -244,16 +262,22 @@ Status LoopRun::RunIteration(int it) {
   DISCOMFORT_RETURN_IF_ERROR(CommitIteration(it, pending, report));
   report.seconds = SecondsSince(iteration_start);
   result_.iterations_completed = it + 1;
-  Emit({{"event", "iteration_done"}, {"iteration", it}, {"seconds", report.seconds}, {"files", report.files},
-        {"stages_run", report.stages_run}, {"stages_failed", report.stages_failed},
+  Emit({{"event", "iteration_done"},
+        {"iteration", it},
+        {"seconds", report.seconds},
+        {"files", report.files},
+        {"stages_run", report.stages_run},
+        {"stages_failed", report.stages_failed},
         {"values", ScalarValues(pending)}});
   if (options_.on_iteration) options_.on_iteration(report);
   if (options_.max_reports > 0) {
-    if (result_.reports.size() >= options_.max_reports) result_.reports.erase(result_.reports.begin());
+    if (result_.reports.size() >= options_.max_reports)
+      result_.reports.erase(result_.reports.begin());
     result_.reports.push_back(std::move(report));
   }
   if (options_.checkpoint_every > 0 && (it + 1) % options_.checkpoint_every == 0) {
-    if (Status st = SaveCheckpoint(context_, options_.checkpoint_dir, options_.checkpoint_manifest, it + 1, fs_);
+    if (Status st = SaveCheckpoint(context_, options_.checkpoint_dir, options_.checkpoint_manifest,
+                                   it + 1, fs_);
         !st.ok()) {
       return Fail(WithLocation(st, it, "", ""));
     }
@@ -264,7 +288,8 @@ Status LoopRun::RunIteration(int it) {
 
 // The stage's `when`, then its attempts under its error policy. Ok also when the policy skipped it.
 Status LoopRun::RunStage(const Stage& stage, int it, Pending& pending, IterationReport& report) {
-  TraceSpan span(options_.trace, "stage", "stage " + stage.name, {{"iteration", it}, {"stage", stage.name}});
+  TraceSpan span(options_.trace, "stage", "stage " + stage.name,
+                 {{"iteration", it}, {"stage", stage.name}});
   if (stage.when) {
     auto lookup = [this, &pending](const std::string& key) -> Result<storage::Value> {
       auto p = pending.find(key);
@@ -274,8 +299,12 @@ Status LoopRun::RunStage(const Stage& stage, int it, Pending& pending, Iteration
     auto run_it = stage.when->Evaluate(lookup, context_);
     if (!run_it.ok()) return WithLocation(run_it.TakeStatus(), it, stage.name, "");
     if (!*run_it) {
-      if (options_.trace) options_.trace->Instant("stage", "skipped: " + stage.name, {{"when", stage.when->text()}});
-      Emit({{"event", "stage_skipped"}, {"iteration", it}, {"stage", stage.name}, {"when", stage.when->text()}});
+      if (options_.trace)
+        options_.trace->Instant("stage", "skipped: " + stage.name, {{"when", stage.when->text()}});
+      Emit({{"event", "stage_skipped"},
+            {"iteration", it},
+            {"stage", stage.name},
+            {"when", stage.when->text()}});
       return Status::Ok();
     }
   }
@@ -290,27 +319,38 @@ Status LoopRun::RunStage(const Stage& stage, int it, Pending& pending, Iteration
       return st;
     }
     if (EndsTheRun(st)) return st;
-    if (options_.trace) options_.trace->Instant("failure", "failed: " + stage.name, {{"error", st.ToString()}});
+    if (options_.trace)
+      options_.trace->Instant("failure", "failed: " + stage.name, {{"error", st.ToString()}});
     if (attempt + 1 < attempts) {
-      if (options_.trace) options_.trace->Instant("stage", "retry: " + stage.name, {{"attempt", attempt + 1}});
-      spdlog::warn("[discomfort] {} — retrying stage '{}' ({}/{})", st.ToString(), stage.name, attempt + 1,
-                   stage.retries);
-      Emit({{"event", "stage_retry"}, {"iteration", it}, {"stage", stage.name}, {"attempt", attempt + 1},
+      if (options_.trace)
+        options_.trace->Instant("stage", "retry: " + stage.name, {{"attempt", attempt + 1}});
+      spdlog::warn("[discomfort] {} — retrying stage '{}' ({}/{})", st.ToString(), stage.name,
+                   attempt + 1, stage.retries);
+      Emit({{"event", "stage_retry"},
+            {"iteration", it},
+            {"stage", stage.name},
+            {"attempt", attempt + 1},
             {"error", st.ToJson()}});
     }
   }
   if (stage.on_error != ErrorPolicy::kSkip) return st;
-  spdlog::warn("[discomfort] {} — stage '{}' skipped for this iteration", st.ToString(), stage.name);
-  Emit({{"event", "stage_failed"}, {"iteration", it}, {"stage", stage.name}, {"error", st.ToJson()}});
+  spdlog::warn("[discomfort] {} — stage '{}' skipped for this iteration", st.ToString(),
+               stage.name);
+  Emit({{"event", "stage_failed"},
+        {"iteration", it},
+        {"stage", stage.name},
+        {"error", st.ToJson()}});
   report.stages_failed.push_back(stage.name);
   return Status::Ok();
 }
 
-Status LoopRun::RunStageAttempt(const Stage& stage, int it, Pending& stage_pending, IterationReport& report) {
+Status LoopRun::RunStageAttempt(const Stage& stage, int it, Pending& stage_pending,
+                                IterationReport& report) {
   for (const PreparedWorkflow& wf : stage.workflows) {
     if (Cancelled()) {
-      return WithLocation(Status(ErrorCode::kCancelled, "cancelled; the context holds the last finished iteration"),
-                          it, stage.name, wf.name);
+      return WithLocation(
+          Status(ErrorCode::kCancelled, "cancelled; the context holds the last finished iteration"),
+          it, stage.name, wf.name);
     }
     DISCOMFORT_RETURN_IF_ERROR(RunWorkflow(stage, wf, it, stage_pending, report));
   }
@@ -322,6 +362,7 @@ Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const P
   ExecutionRequest& request = gathered.request;
   request.slot = wf.slot;
   request.workflow_name = wf.name;
+  request.exact = options_.exact_executor;
   request.prompt = wf.executable_prompt;
   for (const graph::Port& port : wf.ports.inputs) {
     if (auto p = pending.find(port.unique_id); p != pending.end()) {
@@ -338,8 +379,10 @@ Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const P
       where.class_type = graph::kPortClass;
       where.port = port.unique_id;
       return Status(ErrorCode::kNotFound,
-                    "INPUT port '" + port.unique_id + "' has no value: pass one (CLI --set " + port.unique_id +
-                        "=VALUE, or inputs= in the API) or produce it by an OUTPUT port of an earlier workflow",
+                    "INPUT port '" + port.unique_id + "' has no value: pass one (CLI --set " +
+                        port.unique_id +
+                        "=VALUE, or inputs= in the API) or produce it by an OUTPUT port of an "
+                        "earlier workflow",
                     where);
     }
     DISCOMFORT_RETURN_IF_ERROR(CheckPortValue(port, pinned->value()));
@@ -350,8 +393,8 @@ Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const P
   return gathered;
 }
 
-Status LoopRun::RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int it, Pending& stage_pending,
-                            IterationReport& report) {
+Status LoopRun::RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int it,
+                            Pending& stage_pending, IterationReport& report) {
   auto gathered = GatherInputs(wf, stage_pending);
   if (!gathered.ok()) return WithLocation(gathered.TakeStatus(), it, stage.name, wf.name);
   ExecutionRequest& request = gathered->request;
@@ -359,7 +402,8 @@ Status LoopRun::RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int 
                  {{"iteration", it}, {"stage", stage.name}, {"workflow", wf.name}});
   NodeSpans nodes(options_.trace, wf);
   if (options_.on_event || options_.trace) {
-    request.on_progress = [this, it, &stage, &wf, &nodes](const std::string& event, const json& data) {
+    request.on_progress = [this, it, &stage, &wf, &nodes](const std::string& event,
+                                                          const json& data) {
       if (event == "node_start") nodes.Start(data.value("node", ""));
       if (!options_.on_event) return;
       json e = data;
@@ -381,30 +425,39 @@ Status LoopRun::RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int 
       return WithLocation(st, it, stage.name, wf.name);
     }
   }
-  auto outcome = Timed() ? ExecuteWithDeadline(executor_, std::move(request), deadline_) : executor_.Execute(request);
+  auto outcome = Timed() ? ExecuteWithDeadline(executor_, std::move(request), deadline_)
+                         : executor_.Execute(request);
   nodes.Finish();
   gathered->pins.clear();  // the execution is over (or abandoned, holding its own references)
   if (!outcome.ok()) return WithLocation(outcome.TakeStatus(), it, stage.name, wf.name);
   for (auto& [uid, value] : outcome->outputs) stage_pending[uid] = {value, ++g_pending_version};
   for (const graph::Port& port : wf.ports.outputs) {
     if (!outcome->outputs.count(port.unique_id)) {
-      spdlog::warn("[discomfort] iteration {}: OUTPUT port '{}' (node {}) of {} produced no value", it,
-                   port.unique_id, port.node_id, wf.name);
+      spdlog::warn("[discomfort] iteration {}: OUTPUT port '{}' (node {}) of {} produced no value",
+                   it, port.unique_id, port.node_id, wf.name);
     }
   }
   json node_times = json::array();
-  for (const auto& t : outcome->node_times) node_times.push_back({{"node", t.node_id}, {"seconds", t.seconds}});
+  for (const auto& t : outcome->node_times)
+    node_times.push_back({{"node", t.node_id}, {"seconds", t.seconds}});
   json outputs = json::object();
   for (const auto& [uid, value] : outcome->outputs) outputs[uid] = value.Describe();
-  Emit({{"event", "workflow_done"}, {"iteration", it}, {"stage", stage.name}, {"workflow", wf.name},
-        {"seconds", SecondsSince(workflow_start)}, {"nodes", node_times}, {"outputs", outputs}});
-  report.node_times.insert(report.node_times.end(), outcome->node_times.begin(), outcome->node_times.end());
+  Emit({{"event", "workflow_done"},
+        {"iteration", it},
+        {"stage", stage.name},
+        {"workflow", wf.name},
+        {"seconds", SecondsSince(workflow_start)},
+        {"nodes", node_times},
+        {"outputs", outputs}});
+  report.node_times.insert(report.node_times.end(), outcome->node_times.begin(),
+                           outcome->node_times.end());
   return Status::Ok();
 }
 
 Status LoopRun::CommitIteration(int it, const Pending& pending, IterationReport& report) {
   for (const auto& [uid, pv] : pending) {
-    if (Status st = context_.Put(uid, pv.value); !st.ok()) return Fail(WithLocation(st, it, "", ""));
+    if (Status st = context_.Put(uid, pv.value); !st.ok())
+      return Fail(WithLocation(st, it, "", ""));
     result_.outputs[uid] = pv.value;
   }
   if (Status st = images_.Wait(); !st.ok()) return Fail(WithLocation(st, it - 1, "", ""));
@@ -467,16 +520,19 @@ Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
   return prepared;
 }
 
-LoopRunner::LoopRunner(Executor& executor, storage::Context& context) : executor_(executor), context_(context) {}
+LoopRunner::LoopRunner(Executor& executor, storage::Context& context)
+    : executor_(executor), context_(context) {}
 
-Result<LoopResult> LoopRunner::Run(const std::vector<PreparedWorkflow>& workflows, const LoopOptions& options) {
+Result<LoopResult> LoopRunner::Run(const std::vector<PreparedWorkflow>& workflows,
+                                   const LoopOptions& options) {
   Stage stage;
   stage.name = "main";
   stage.workflows = workflows;
   return RunStages({stage}, options);
 }
 
-Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const LoopOptions& options) {
+Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages,
+                                         const LoopOptions& options) {
   return LoopRun(executor_, context_, stages, options).Run();
 }
 

@@ -15,12 +15,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "discomfort/status.h"
 #include "engine/checkpoint.h"
 #include "engine/condition.h"
 #include "engine/executor.h"
 #include "engine/trace.h"
 #include "graph/api_prompt.h"
-#include "discomfort/status.h"
 #include "storage/context.h"
 #include "storage/filesystem.h"
 
@@ -67,9 +67,9 @@ struct IterationReport {
 };
 
 struct LoopOptions {
-  int iterations = 1;                  // the maximum with `until`
-  std::optional<Condition> until;      // checked after each iteration
-  std::string output_dir;              // IMAGE outputs as PNG; empty: none written
+  int iterations = 1;              // the maximum with `until`
+  std::optional<Condition> until;  // checked after each iteration
+  std::string output_dir;          // IMAGE outputs as PNG; empty: none written
   // With output_dir: IMAGE outputs are written at every K-th iteration ((it + 1) % K == 0) and
   // always at the last iteration the run finishes (the count, or where `until` stopped it);
   // 0 writes the last one only. A cancelled or failed run keeps the files written before it.
@@ -95,7 +95,7 @@ struct LoopOptions {
   // The clock iteration deadlines are measured on; unset: std::chrono::steady_clock (tests inject
   // one that jumps).
   std::function<std::chrono::steady_clock::time_point()> clock;
-  int first_iteration = 0;                    // > 0 when resuming
+  int first_iteration = 0;  // > 0 when resuming
   // Every K finished iterations (and when cancelled) the context is saved to
   // `checkpoint_dir`/context with `checkpoint_dir`/run.json = checkpoint_manifest plus
   // {"next_iteration": N}; `discomfort resume` continues from there.
@@ -106,6 +106,8 @@ struct LoopOptions {
   storage::FileSystem* fs = nullptr;
   // Spans of iterations, stages, workflows, nodes and PNG encodes; null: no trace. Not owned.
   TraceWriter* trace = nullptr;
+  // ExecutionRequest::exact for every execution (--exact-executor).
+  bool exact_executor = false;
 };
 
 struct LoopResult {
@@ -121,7 +123,8 @@ class LoopRunner {
   LoopRunner(Executor& executor, storage::Context& context);
 
   // One stage running `workflows` every iteration.
-  Result<LoopResult> Run(const std::vector<PreparedWorkflow>& workflows, const LoopOptions& options);
+  Result<LoopResult> Run(const std::vector<PreparedWorkflow>& workflows,
+                         const LoopOptions& options);
   // An iteration's outputs reach the context only when it finished, so an error leaves the
   // context as of the last good iteration. The context values an iteration reads stay pinned
   // (never spilled) while the workflows that read them run.

@@ -23,9 +23,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "discomfort/status.h"
 #include "engine/condition.h"
 #include "engine/loop.h"
-#include "discomfort/status.h"
 
 namespace discomfort::engine {
 

@@ -14,7 +14,8 @@ namespace {
 using nlohmann::json;
 
 bool EndsWith(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string Resolve(const std::string& path, const std::string& base_dir) {
@@ -32,11 +33,13 @@ Result<storage::Value> LoadInputFile(const std::string& path, storage::FileSyste
   }
   if (EndsWith(lower, ".json")) {
     auto text = fs.ReadFile(path);
-    if (!text.ok()) return Status(text.status().code(), "cannot read " + path + ": " + text.status().message());
+    if (!text.ok())
+      return Status(text.status().code(), "cannot read " + path + ": " + text.status().message());
     DISCOMFORT_ASSIGN_OR_RETURN(json value, graph::ParseJsonText(*text, path));
     return storage::Value::Json(std::move(value));
   }
-  return Status(ErrorCode::kInvalidArgument, "@FILE takes a .png image or a .json file, not " + path);
+  return Status(ErrorCode::kInvalidArgument,
+                "@FILE takes a .png image or a .json file, not " + path);
 }
 
 // Port types come from the node definitions; without them ports are untyped (and a warning says
@@ -45,7 +48,8 @@ std::shared_ptr<const json> PortTypes(WorkflowResolver& resolver) {
   auto info = resolver.ObjectInfo();
   if (info.ok()) return *info;
   if (info.status().code() != ErrorCode::kInvalidArgument) {
-    spdlog::warn("[discomfort] no node definitions, port types are not checked: {}", info.status().ToString());
+    spdlog::warn("[discomfort] no node definitions, port types are not checked: {}",
+                 info.status().ToString());
   }
   return nullptr;
 }
@@ -62,22 +66,26 @@ std::string WorkflowSpec::DisplayName() const {
   return std::filesystem::path(path).filename().string();
 }
 
-Result<storage::Value> ParseInputText(const std::string& text, const std::string& base_dir, storage::FileSystem& fs) {
+Result<storage::Value> ParseInputText(const std::string& text, const std::string& base_dir,
+                                      storage::FileSystem& fs) {
   if (!text.empty() && text[0] == '@') return LoadInputFile(Resolve(text.substr(1), base_dir), fs);
   json literal = json::parse(text, nullptr, false);
   if (!literal.is_discarded()) return storage::Value::Json(std::move(literal));
   return storage::Value::Json(text);  // a bare word is a string
 }
 
-Result<storage::Value> ParseInputJson(const json& value, const std::string& base_dir, storage::FileSystem& fs) {
+Result<storage::Value> ParseInputJson(const json& value, const std::string& base_dir,
+                                      storage::FileSystem& fs) {
   if (value.is_string()) {
     const std::string& text = value.get_ref<const std::string&>();
-    if (!text.empty() && text[0] == '@') return LoadInputFile(Resolve(text.substr(1), base_dir), fs);
+    if (!text.empty() && text[0] == '@')
+      return LoadInputFile(Resolve(text.substr(1), base_dir), fs);
   }
   return storage::Value::Json(value);
 }
 
-Status PutSetValues(storage::Context& context, const std::vector<std::string>& items, storage::FileSystem& fs) {
+Status PutSetValues(storage::Context& context, const std::vector<std::string>& items,
+                    storage::FileSystem& fs) {
   for (const std::string& item : items) {
     const auto eq = item.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -95,23 +103,27 @@ Status PutSetValues(storage::Context& context, const std::vector<std::string>& i
 }
 
 Result<std::vector<PreparedWorkflow>> PrepareWorkflows(const std::vector<WorkflowSpec>& workflows,
-                                                       WorkflowResolver& resolver, size_t first_index) {
+                                                       WorkflowResolver& resolver,
+                                                       size_t first_index) {
   if (workflows.empty()) return Status(ErrorCode::kInvalidArgument, "no workflows given");
   const std::shared_ptr<const json> types = PortTypes(resolver);
   std::vector<PreparedWorkflow> prepared;
   for (size_t i = 0; i < workflows.size(); ++i) {
     const WorkflowSpec& spec = workflows[i];
     const std::string name = spec.DisplayName();
-    auto prompt = spec.document ? resolver.ToApi(*spec.document, name) : resolver.LoadApi(spec.path);
+    auto prompt =
+        spec.document ? resolver.ToApi(*spec.document, name) : resolver.LoadApi(spec.path);
     if (!prompt.ok()) return prompt.TakeStatus();
-    DISCOMFORT_ASSIGN_OR_RETURN(PreparedWorkflow wf,
-                                PrepareWorkflow({name, std::move(prompt).value()}, first_index + i, types.get()));
+    DISCOMFORT_ASSIGN_OR_RETURN(
+        PreparedWorkflow wf,
+        PrepareWorkflow({name, std::move(prompt).value()}, first_index + i, types.get()));
     prepared.push_back(std::move(wf));
   }
   return prepared;
 }
 
-Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& resolver, storage::Context& context) {
+Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& resolver,
+                               storage::Context& context) {
   const bool has_plan = request.plan.has_value() || !request.plan_path.empty();
   if (has_plan == !request.workflows.empty()) {
     return Status(ErrorCode::kInvalidArgument, "give workflow files or a loop plan (not both)");
@@ -136,8 +148,9 @@ Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& reso
     auto plan = ParseLoopPlan(document, base);
     if (!plan.ok()) return SetPlanLocation(plan.TakeStatus(), plan_name);
     const std::shared_ptr<const json> types = PortTypes(resolver);
-    auto stages = PrepareStages(*plan, [&resolver](const std::string& path) { return resolver.LoadApi(path); },
-                                types.get());
+    auto stages = PrepareStages(
+        *plan, [&resolver](const std::string& path) { return resolver.LoadApi(path); },
+        types.get());
     if (!stages.ok()) return stages.TakeStatus();
     run.stages = std::move(stages).value();
     if (request.seed_inputs) {
@@ -172,13 +185,16 @@ Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& reso
   if (request.interrupt_grace) options.interrupt_grace = *request.interrupt_grace;
   if (request.save_every) options.save_every = *request.save_every;
   options.output_dir = request.output_dir;
-  if (request.checkpoint_every < 0) return Status(ErrorCode::kInvalidArgument, "checkpoint_every must be >= 0");
+  options.exact_executor = request.exact_executor;
+  if (request.checkpoint_every < 0)
+    return Status(ErrorCode::kInvalidArgument, "checkpoint_every must be >= 0");
   options.checkpoint_every = request.checkpoint_every;
   options.checkpoint_dir = request.checkpoint_dir;
   options.checkpoint_manifest = request.checkpoint_manifest;
 
   if (!request.resume_from.empty()) {
-    DISCOMFORT_ASSIGN_OR_RETURN(Checkpoint checkpoint, LoadCheckpoint(request.resume_from, context, &fs));
+    DISCOMFORT_ASSIGN_OR_RETURN(Checkpoint checkpoint,
+                                LoadCheckpoint(request.resume_from, context, &fs));
     options.first_iteration = checkpoint.next_iteration;
   } else if (request.seed_inputs) {
     DISCOMFORT_RETURN_IF_ERROR(PutSetValues(context, request.set_values, fs));
@@ -190,19 +206,23 @@ Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& reso
   return run;
 }
 
-Result<PreparedSweep> PrepareSweep(const SweepRequest& request, WorkflowResolver& resolver, storage::Context& parent) {
-  const int sources = (!request.grid.empty()) + (!request.images.empty()) + (!request.images_dir.empty()) +
-                      (!request.points.empty());
+Result<PreparedSweep> PrepareSweep(const SweepRequest& request, WorkflowResolver& resolver,
+                                   storage::Context& parent) {
+  const int sources = (!request.grid.empty()) + (!request.images.empty()) +
+                      (!request.images_dir.empty()) + (!request.points.empty());
   if (sources != 1) {
-    return Status(ErrorCode::kInvalidArgument, "a sweep takes a grid (key=VALUES) or images (one of them)");
+    return Status(ErrorCode::kInvalidArgument,
+                  "a sweep takes a grid (key=VALUES) or images (one of them)");
   }
   if (request.options.iterations_per_point < 1) {
     return Status(ErrorCode::kInvalidArgument, "iterations per point must be >= 1");
   }
-  if (request.options.max_in_flight < 1) return Status(ErrorCode::kInvalidArgument, "max_in_flight must be >= 1");
+  if (request.options.max_in_flight < 1)
+    return Status(ErrorCode::kInvalidArgument, "max_in_flight must be >= 1");
   for (const GridAxis& axis : request.grid) {
     if (axis.values.empty()) {
-      return Status(ErrorCode::kInvalidArgument, "grid axis '" + axis.key + "' needs a non-empty list of values");
+      return Status(ErrorCode::kInvalidArgument,
+                    "grid axis '" + axis.key + "' needs a non-empty list of values");
     }
   }
   PreparedSweep sweep;
@@ -222,7 +242,8 @@ Result<PreparedSweep> PrepareSweep(const SweepRequest& request, WorkflowResolver
   DISCOMFORT_ASSIGN_OR_RETURN(sweep.workflows, PrepareWorkflows(request.workflows, resolver));
   DISCOMFORT_RETURN_IF_ERROR(PutSetValues(parent, request.set_values, *sweep.options.fs));
   if (!request.trace_path.empty()) {
-    DISCOMFORT_ASSIGN_OR_RETURN(sweep.trace, TraceSession::Open(request.trace_path, nullptr, sweep.options.fs));
+    DISCOMFORT_ASSIGN_OR_RETURN(sweep.trace,
+                                TraceSession::Open(request.trace_path, nullptr, sweep.options.fs));
     sweep.options.trace = sweep.trace->writer();
   }
   return sweep;

@@ -45,7 +45,8 @@ Result<storage::Value> ParseInputText(const std::string& text, const std::string
 Result<storage::Value> ParseInputJson(const nlohmann::json& value, const std::string& base_dir,
                                       storage::FileSystem& fs);
 // "unique_id=VALUE" items (CLI --set) into the context; errors name the port.
-Status PutSetValues(storage::Context& context, const std::vector<std::string>& items, storage::FileSystem& fs);
+Status PutSetValues(storage::Context& context, const std::vector<std::string>& items,
+                    storage::FileSystem& fs);
 
 struct RunRequest {
   // Either workflows (one stage "main", run in order each iteration) or a loop plan.
@@ -54,8 +55,8 @@ struct RunRequest {
   std::string plan_path;               // a plan file (read when `plan` is unset)
   std::string plan_base_dir;           // relative paths in the plan; default: plan_path's folder
 
-  std::optional<int> iterations;  // unset: the plan's max_iterations, else 1
-  std::string until;              // an expression; overrides the plan's; "" keeps it
+  std::optional<int> iterations;             // unset: the plan's max_iterations, else 1
+  std::string until;                         // an expression; overrides the plan's; "" keeps it
   std::optional<Condition> until_condition;  // a C++/Python callback; overrides both
   std::vector<std::string> set_values;       // "unique_id=VALUE", put before the run
   bool seed_inputs = true;  // put the plan's inputs and set_values (false when resuming)
@@ -68,13 +69,15 @@ struct RunRequest {
   int checkpoint_every = 0;
   std::string checkpoint_dir;
   nlohmann::json checkpoint_manifest = nlohmann::json::object();
-  std::string resume_from;  // a checkpoint folder: its snapshot is loaded, the run continues
-  std::string trace_path;   // a Chrome trace of the run (engine/trace.h); "" none
+  std::string resume_from;      // a checkpoint folder: its snapshot is loaded, the run continues
+  std::string trace_path;       // a Chrome trace of the run (engine/trace.h); "" none
+  bool exact_executor = false;  // ComfyUI's full round every iteration (ExecutionRequest::exact)
 };
 
 struct PreparedRun {
   std::vector<Stage> stages;
-  LoopOptions options;  // iterations, until, limits, output, checkpoints; callbacks left for the caller
+  LoopOptions
+      options;  // iterations, until, limits, output, checkpoints; callbacks left for the caller
   bool from_plan = false;
   // With trace_path: the open trace (options.trace points into it), recording the context's I/O
   // until it is closed or destroyed. Destroy it before the context.
@@ -83,11 +86,13 @@ struct PreparedRun {
 
 // Reads and prepares everything; on success the context holds the seeded inputs (or the resumed
 // checkpoint). Port types come from the resolver's node definitions when it has them.
-Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& resolver, storage::Context& context);
+Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& resolver,
+                               storage::Context& context);
 
 // Prepares workflows as one stage's (slots numbered from `first_index`).
 Result<std::vector<PreparedWorkflow>> PrepareWorkflows(const std::vector<WorkflowSpec>& workflows,
-                                                       WorkflowResolver& resolver, size_t first_index = 0);
+                                                       WorkflowResolver& resolver,
+                                                       size_t first_index = 0);
 
 struct SweepRequest {
   std::vector<WorkflowSpec> workflows;
@@ -97,7 +102,7 @@ struct SweepRequest {
   // Points made earlier by MakeSweepPoints (a distributed sweep hands each worker its own), kept
   // with their indices so files get the names they have in the whole sweep.
   std::vector<SweepPoint> points;
-  std::optional<Shard> shard;       // this shard's points only (names unchanged)
+  std::optional<Shard> shard;           // this shard's points only (names unchanged)
   std::vector<std::string> set_values;  // "unique_id=VALUE" shared by every point
   std::string trace_path;               // a Chrome trace of the sweep; "" none
   SweepOptions options;

@@ -34,7 +34,8 @@ struct Work {
 Result<GridAxis> ParseGridAxis(const std::string& text) {
   const auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
-    return Status(ErrorCode::kInvalidArgument, "--grid takes key=VALUES (seed=1..8, cfg=5,7), got '" + text + "'");
+    return Status(ErrorCode::kInvalidArgument,
+                  "--grid takes key=VALUES (seed=1..8, cfg=5,7), got '" + text + "'");
   }
   GridAxis axis;
   axis.key = text.substr(0, eq);
@@ -53,12 +54,16 @@ Result<GridAxis> ParseGridAxis(const std::string& text) {
         rest = rest.substr(0, step_dots);
       }
       const long long last = std::stoll(rest, &used);
-      if (used != rest.size() || step <= 0 || last < first || (last - first) / step > 100000) throw std::invalid_argument("range");
+      if (used != rest.size() || step <= 0 || last < first || (last - first) / step > 100000)
+        throw std::invalid_argument("range");
       for (long long v = first; v <= last; v += step) axis.values.emplace_back(v);
     } catch (const std::exception&) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "--grid " + axis.key + ": a range is FIRST..LAST[..STEP] of integers with FIRST <= LAST and at most "
-                    "100000 values, got '" + values + "'");
+      return Status(
+          ErrorCode::kInvalidArgument,
+          "--grid " + axis.key +
+              ": a range is FIRST..LAST[..STEP] of integers with FIRST <= LAST and at most "
+              "100000 values, got '" +
+              values + "'");
     }
     return axis;
   }
@@ -67,7 +72,9 @@ Result<GridAxis> ParseGridAxis(const std::string& text) {
     size_t comma = values.find(',', start);
     if (comma == std::string::npos) comma = values.size();
     const std::string item = values.substr(start, comma - start);
-    if (item.empty()) return Status(ErrorCode::kInvalidArgument, "--grid " + axis.key + ": empty value in '" + values + "'");
+    if (item.empty())
+      return Status(ErrorCode::kInvalidArgument,
+                    "--grid " + axis.key + ": empty value in '" + values + "'");
     axis.values.push_back(ParseLiteral(item));
     start = comma + 1;
   }
@@ -102,15 +109,18 @@ Result<Shard> ParseShard(const std::string& text) {
     shard.count = std::stoi(count, &used);
     if (used != count.size()) throw std::invalid_argument("count");
   } catch (const std::exception&) {
-    return Status(ErrorCode::kInvalidArgument, "--shard takes K/N (this task's part K of N, 1 <= K <= N), got '" + text + "'");
+    return Status(ErrorCode::kInvalidArgument,
+                  "--shard takes K/N (this task's part K of N, 1 <= K <= N), got '" + text + "'");
   }
   if (shard.count < 1 || shard.index < 1 || shard.index > shard.count) {
-    return Status(ErrorCode::kInvalidArgument, "--shard K/N needs 1 <= K <= N (K counts from 1), got '" + text + "'");
+    return Status(ErrorCode::kInvalidArgument,
+                  "--shard K/N needs 1 <= K <= N (K counts from 1), got '" + text + "'");
   }
   return shard;
 }
 
-std::vector<SweepPoint> MakeSweepPoints(const std::vector<GridAxis>& grid, const std::vector<std::string>& images,
+std::vector<SweepPoint> MakeSweepPoints(const std::vector<GridAxis>& grid,
+                                        const std::vector<std::string>& images,
                                         const std::optional<Shard>& shard) {
   std::vector<SweepPoint> points;
   int index = 0;
@@ -146,10 +156,12 @@ Result<std::vector<std::string>> ListImages(const std::string& dir, storage::Fil
   return files;
 }
 
-SweepRunner::SweepRunner(Executor& executor, const storage::Context& parent) : executor_(executor), parent_(parent) {}
+SweepRunner::SweepRunner(Executor& executor, const storage::Context& parent)
+    : executor_(executor), parent_(parent) {}
 
 Result<SweepResult> SweepRunner::Run(const std::vector<PreparedWorkflow>& workflows,
-                                     const std::vector<SweepPoint>& points, const SweepOptions& options) {
+                                     const std::vector<SweepPoint>& points,
+                                     const SweepOptions& options) {
   const auto start = Clock::now();
   SweepResult summary;
   Status fatal;  // cancellation stops the sweep; other errors are per point
@@ -194,6 +206,7 @@ Result<SweepResult> SweepRunner::Run(const std::vector<PreparedWorkflow>& workfl
     LoopOptions loop;
     loop.fs = options.fs;
     loop.trace = options.trace;
+    loop.exact_executor = options.exact_executor;
     loop.iterations = options.iterations_per_point;
     loop.cancel = options.cancel;
     loop.iteration_timeout = options.iteration_timeout;
@@ -249,8 +262,9 @@ Result<SweepResult> SweepRunner::Run(const std::vector<PreparedWorkflow>& workfl
       if (w.result.status.ok()) w.result.status = Status(ErrorCode::kInternal, e.what());
     }
     if (options.trace != nullptr) {
-      options.trace->Complete("sweep", std::string(stage) + " point " + std::to_string(w.point.index), start,
-                              TraceWriter::Clock::now(), {{"point", w.point.index}, {"ok", w.result.status.ok()}});
+      options.trace->Complete(
+          "sweep", std::string(stage) + " point " + std::to_string(w.point.index), start,
+          TraceWriter::Clock::now(), {{"point", w.point.index}, {"ok", w.result.status.ok()}});
     }
   };
 
@@ -268,27 +282,29 @@ Result<SweepResult> SweepRunner::Run(const std::vector<PreparedWorkflow>& workfl
     size_t next = 0;
     tbb::parallel_pipeline(
         static_cast<size_t>(std::max(1, options.max_in_flight)),
-        tbb::make_filter<void, Work*>(tbb::filter_mode::serial_in_order,
-                                      [&](tbb::flow_control& fc) -> Work* {
-                                        if (next >= points.size() || !fatal.ok() ||
-                                            (options.cancel != nullptr && options.cancel->load())) {
-                                          fc.stop();
-                                          return nullptr;
-                                        }
-                                        auto* w = new Work();
-                                        w->point = points[next++];
-                                        return w;
-                                      }) &
-            tbb::make_filter<Work*, Work*>(tbb::filter_mode::parallel,
-                                           [&](Work* w) { guarded(*w, "decode", prepare); return w; }) &
-            tbb::make_filter<Work*, Work*>(tbb::filter_mode::serial_in_order,
-                                           [&](Work* w) { guarded(*w, "execute", execute); return w; }) &
-            tbb::make_filter<Work*, Work*>(tbb::filter_mode::parallel,
-                                           [&](Work* w) { guarded(*w, "encode", finalize); return w; }) &
-            tbb::make_filter<Work*, void>(tbb::filter_mode::serial_in_order, [&](Work* w) {
-              std::unique_ptr<Work> owned(w);
-              report(*w);
-            }));
+        tbb::make_filter<
+            void, Work*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Work* {
+          if (next >= points.size() || !fatal.ok() ||
+              (options.cancel != nullptr && options.cancel->load())) {
+            fc.stop();
+            return nullptr;
+          }
+          auto* w = new Work();
+          w->point = points[next++];
+          return w;
+        }) & tbb::make_filter<Work*, Work*>(tbb::filter_mode::parallel, [&](Work* w) {
+          guarded(*w, "decode", prepare);
+          return w;
+        }) & tbb::make_filter<Work*, Work*>(tbb::filter_mode::serial_in_order, [&](Work* w) {
+          guarded(*w, "execute", execute);
+          return w;
+        }) & tbb::make_filter<Work*, Work*>(tbb::filter_mode::parallel, [&](Work* w) {
+          guarded(*w, "encode", finalize);
+          return w;
+        }) & tbb::make_filter<Work*, void>(tbb::filter_mode::serial_in_order, [&](Work* w) {
+          std::unique_ptr<Work> owned(w);
+          report(*w);
+        }));
   }
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (!fatal.ok()) return fatal;

@@ -73,8 +73,11 @@ std::string RunningNode(Attempt& a) {
 Status WaitForAbandonedExecution(double seconds) {
   if (!g_any_abandoned.load()) return Status::Ok();
   MutexLock lock(g_abandoned_mu);
-  const auto idle = []() NO_THREAD_SAFETY_ANALYSIS { return g_abandoned == nullptr; };  // called with the lock held
-  if (g_abandoned_cv.WaitFor(g_abandoned_mu, std::chrono::duration<double>(std::max(0.0, seconds)), idle)) {
+  const auto idle = []() NO_THREAD_SAFETY_ANALYSIS {
+    return g_abandoned == nullptr;
+  };  // called with the lock held
+  if (g_abandoned_cv.WaitFor(g_abandoned_mu, std::chrono::duration<double>(std::max(0.0, seconds)),
+                             idle)) {
     return Status::Ok();
   }
   Attempt& a = *g_abandoned;
@@ -179,7 +182,8 @@ Result<ExecutionOutcome> ExecuteWithDeadline(Executor& executor, ExecutionReques
       next_interrupt = now_of() + std::chrono::milliseconds(250);
       continue;
     }
-    attempt->cv.WaitUntil(attempt->mu, WallTime(std::min(give_up, next_interrupt), now, bool(options.now)));
+    attempt->cv.WaitUntil(attempt->mu,
+                          WallTime(std::min(give_up, next_interrupt), now, bool(options.now)));
   }
 
   if (attempt->done) {

@@ -18,8 +18,8 @@
 #include <chrono>
 #include <functional>
 
-#include "engine/executor.h"
 #include "discomfort/status.h"
+#include "engine/executor.h"
 
 namespace discomfort::engine {
 

@@ -19,12 +19,18 @@ constexpr size_t kFlushBytes = 64 << 10;
 
 }  // namespace
 
-Result<std::unique_ptr<TraceWriter>> TraceWriter::Open(const std::string& path, storage::FileSystem* fs) {
+Result<std::unique_ptr<TraceWriter>> TraceWriter::Open(const std::string& path,
+                                                       storage::FileSystem* fs) {
   if (fs == nullptr) fs = storage::FileSystem::Default();
   auto file = fs->NewWritableFile(path);
-  if (!file.ok()) return Status(file.status().code(), "cannot write the trace " + path + ": " + file.status().message());
+  if (!file.ok())
+    return Status(file.status().code(),
+                  "cannot write the trace " + path + ": " + file.status().message());
   std::unique_ptr<TraceWriter> writer(new TraceWriter(path, std::move(file).value()));
-  writer->Add({{"ph", "M"}, {"name", "process_name"}, {"pid", ::getpid()}, {"tid", 0},
+  writer->Add({{"ph", "M"},
+               {"name", "process_name"},
+               {"pid", ::getpid()},
+               {"tid", 0},
                {"args", {{"name", "discomfort"}}}});
   return writer;
 }
@@ -73,9 +79,12 @@ void TraceWriter::End(std::string_view category, std::string_view name) {
 
 int TraceWriter::CurrentTrack() { return ThisThreadTrack(); }
 
-void TraceWriter::Complete(std::string_view category, std::string_view name, Clock::time_point start,
-                           Clock::time_point end, json args, int track) {
-  json e = {{"ph", "X"}, {"cat", category}, {"name", name}, {"ts", Micros(start)},
+void TraceWriter::Complete(std::string_view category, std::string_view name,
+                           Clock::time_point start, Clock::time_point end, json args, int track) {
+  json e = {{"ph", "X"},
+            {"cat", category},
+            {"name", name},
+            {"ts", Micros(start)},
             {"dur", std::max<int64_t>(0, Micros(end) - Micros(start))}};
   if (track >= 0) e["tid"] = track;
   if (!args.is_null()) e["args"] = std::move(args);
@@ -83,7 +92,8 @@ void TraceWriter::Complete(std::string_view category, std::string_view name, Clo
 }
 
 void TraceWriter::Instant(std::string_view category, std::string_view name, json args) {
-  json e = {{"ph", "i"}, {"s", "t"}, {"cat", category}, {"name", name}, {"ts", Micros(Clock::now())}};
+  json e = {
+      {"ph", "i"}, {"s", "t"}, {"cat", category}, {"name", name}, {"ts", Micros(Clock::now())}};
   if (!args.is_null()) e["args"] = std::move(args);
   Add(std::move(e));
 }
@@ -110,12 +120,15 @@ void TraceContextIo(storage::Context& context, TraceWriter* trace) {
     return;
   }
   context.SetIoObserver([trace](std::string_view what, const std::string& key, uint64_t bytes,
-                                TraceWriter::Clock::time_point start, TraceWriter::Clock::time_point end) {
-    trace->Complete(what, std::string(what) + " " + key, start, end, {{"key", key}, {"bytes", bytes}});
+                                TraceWriter::Clock::time_point start,
+                                TraceWriter::Clock::time_point end) {
+    trace->Complete(what, std::string(what) + " " + key, start, end,
+                    {{"key", key}, {"bytes", bytes}});
   });
 }
 
-Result<std::unique_ptr<TraceSession>> TraceSession::Open(const std::string& path, storage::Context* context,
+Result<std::unique_ptr<TraceSession>> TraceSession::Open(const std::string& path,
+                                                         storage::Context* context,
                                                          storage::FileSystem* fs) {
   DISCOMFORT_ASSIGN_OR_RETURN(std::unique_ptr<TraceWriter> writer, TraceWriter::Open(path, fs));
   return std::unique_ptr<TraceSession>(new TraceSession(std::move(writer), context));
@@ -137,7 +150,8 @@ Status TraceSession::Close() {
   return writer_->Close();
 }
 
-TraceSpan::TraceSpan(TraceWriter* trace, std::string_view category, std::string name, nlohmann::json args)
+TraceSpan::TraceSpan(TraceWriter* trace, std::string_view category, std::string name,
+                     nlohmann::json args)
     : trace_(trace), category_(category), name_(std::move(name)) {
   if (trace_ != nullptr) trace_->Begin(category_, name_, std::move(args));
 }

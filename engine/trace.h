@@ -27,15 +27,17 @@ class TraceWriter {
   using Clock = std::chrono::steady_clock;
 
   // `fs` null: the real file system.
-  static Result<std::unique_ptr<TraceWriter>> Open(const std::string& path, storage::FileSystem* fs = nullptr);
+  static Result<std::unique_ptr<TraceWriter>> Open(const std::string& path,
+                                                   storage::FileSystem* fs = nullptr);
   ~TraceWriter();
 
-  // A span on the calling thread's track; Begin/End pairs nest (iteration > stage > workflow > node).
+  // A span on the calling thread's track; Begin/End pairs nest (iteration > stage > workflow >
+  // node).
   void Begin(std::string_view category, std::string_view name, nlohmann::json args = nullptr);
   void End(std::string_view category, std::string_view name);
   // A span measured elsewhere, on `track` (default: the calling thread's; see CurrentTrack).
-  void Complete(std::string_view category, std::string_view name, Clock::time_point start, Clock::time_point end,
-                nlohmann::json args = nullptr, int track = -1);
+  void Complete(std::string_view category, std::string_view name, Clock::time_point start,
+                Clock::time_point end, nlohmann::json args = nullptr, int track = -1);
   // A moment: a retry, a failure, a skipped stage.
   void Instant(std::string_view category, std::string_view name, nlohmann::json args = nullptr);
   // Names the calling thread's track ("loop", "png encode", "sweep decode" ...).
@@ -43,7 +45,8 @@ class TraceWriter {
   // The calling thread's track number.
   static int CurrentTrack();
 
-  // Writes what is buffered and the closing bracket; later events are dropped. The first write error.
+  // Writes what is buffered and the closing bracket; later events are dropped. The first write
+  // error.
   Status Close() EXCLUDES(mu_);
   const std::string& path() const { return path_; }
 
@@ -67,7 +70,8 @@ class TraceWriter {
 class TraceSession {
  public:
   // `context` may be null (a sweep's points use their own contexts).
-  static Result<std::unique_ptr<TraceSession>> Open(const std::string& path, storage::Context* context,
+  static Result<std::unique_ptr<TraceSession>> Open(const std::string& path,
+                                                    storage::Context* context,
                                                     storage::FileSystem* fs = nullptr);
   ~TraceSession();
   TraceWriter* writer() const { return writer_.get(); }
@@ -86,7 +90,8 @@ void TraceContextIo(storage::Context& context, TraceWriter* trace);
 // Begin on construction, End on destruction; a null writer does nothing (tracing off costs a test).
 class TraceSpan {
  public:
-  TraceSpan(TraceWriter* trace, std::string_view category, std::string name, nlohmann::json args = nullptr);
+  TraceSpan(TraceWriter* trace, std::string_view category, std::string name,
+            nlohmann::json args = nullptr);
   ~TraceSpan();
   TraceSpan(const TraceSpan&) = delete;
   TraceSpan& operator=(const TraceSpan&) = delete;

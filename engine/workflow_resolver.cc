@@ -55,7 +55,8 @@ Status WorkflowResolver::FetchLocked() {
   if (object_info_) return Status::Ok();
   if (source_ == nullptr) {
     return Status(ErrorCode::kInvalidArgument,
-                  "UI-format workflows need the node definitions of a running ComfyUI; none is available here "
+                  "UI-format workflows need the node definitions of a running ComfyUI; none is "
+                  "available here "
                   "(convert it with `discomfort convert`, or give an API-format prompt)");
   }
   DISCOMFORT_ASSIGN_OR_RETURN(json info, source_->ObjectInfo());
@@ -67,7 +68,8 @@ Result<std::shared_ptr<const graph::NodeDefinitions>> WorkflowResolver::Definiti
   MutexLock lock(mu_);
   if (definitions_) return definitions_;
   DISCOMFORT_RETURN_IF_ERROR(FetchLocked());
-  DISCOMFORT_ASSIGN_OR_RETURN(graph::NodeDefinitions defs, graph::NodeDefinitions::FromJson(*object_info_));
+  DISCOMFORT_ASSIGN_OR_RETURN(graph::NodeDefinitions defs,
+                              graph::NodeDefinitions::FromJson(*object_info_));
   definitions_ = std::make_shared<const graph::NodeDefinitions>(std::move(defs));
   return definitions_;
 }

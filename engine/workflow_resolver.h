@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "discomfort/status.h"
 #include "base/thread_annotations.h"
+#include "discomfort/status.h"
 #include "graph/node_definitions.h"
 #include "storage/filesystem.h"
 

@@ -13,8 +13,12 @@ const nlohmann::json& NullJson() {
 }  // namespace
 
 Value::Value() : rep_(std::make_shared<const storage::Value>()) {}
-Value Value::Tensor(at::Tensor tensor) { return ValueAccess::Wrap(storage::Value::Tensor(std::move(tensor))); }
-Value Value::Json(nlohmann::json json) { return ValueAccess::Wrap(storage::Value::Json(std::move(json))); }
+Value Value::Tensor(at::Tensor tensor) {
+  return ValueAccess::Wrap(storage::Value::Tensor(std::move(tensor)));
+}
+Value Value::Json(nlohmann::json json) {
+  return ValueAccess::Wrap(storage::Value::Json(std::move(json)));
+}
 
 Value::Kind Value::kind() const {
   switch (rep_->kind()) {
@@ -58,7 +62,8 @@ storage::ContextOptions ToStorage(const ContextOptions& options) {
 
 }  // namespace
 
-Context::Context(const ContextOptions& options) : impl_(std::make_shared<storage::Context>(ToStorage(options))) {}
+Context::Context(const ContextOptions& options)
+    : impl_(std::make_shared<storage::Context>(ToStorage(options))) {}
 Context::~Context() = default;
 Context::Context(Context&&) noexcept = default;
 Context& Context::operator=(Context&&) noexcept = default;
@@ -69,7 +74,9 @@ Status Context::Put(const std::string& key, at::Tensor tensor) {
 Status Context::Put(const std::string& key, nlohmann::json value) {
   return impl_->Put(key, storage::Value::Json(std::move(value)));
 }
-Status Context::Put(const std::string& key, const Value& value) { return impl_->Put(key, ValueAccess::Unwrap(value)); }
+Status Context::Put(const std::string& key, const Value& value) {
+  return impl_->Put(key, ValueAccess::Unwrap(value));
+}
 
 Result<Value> Context::Get(const std::string& key) const {
   DISCOMFORT_ASSIGN_OR_RETURN(storage::Value value, impl_->Get(key));
@@ -94,7 +101,11 @@ ContextUsage Context::Usage() const {
   return out;
 }
 
-Status Context::SaveSnapshot(const std::string& dir) const { return impl_->SaveSnapshot(dir).TakeStatus(); }
-Status Context::LoadSnapshot(const std::string& dir) { return impl_->LoadSnapshot(dir).TakeStatus(); }
+Status Context::SaveSnapshot(const std::string& dir) const {
+  return impl_->SaveSnapshot(dir).TakeStatus();
+}
+Status Context::LoadSnapshot(const std::string& dir) {
+  return impl_->LoadSnapshot(dir).TakeStatus();
+}
 
 }  // namespace discomfort

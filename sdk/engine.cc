@@ -17,7 +17,8 @@
 namespace discomfort {
 
 struct Engine::Impl {
-  explicit Impl(std::unique_ptr<bridge::ComfyBridge> b) : bridge(std::move(b)), resolver(bridge.get()) {}
+  explicit Impl(std::unique_ptr<bridge::ComfyBridge> b)
+      : bridge(std::move(b)), resolver(bridge.get()) {}
   std::unique_ptr<bridge::ComfyBridge> bridge;
   engine::WorkflowResolver resolver;
 };
@@ -109,7 +110,9 @@ Result<std::shared_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   std::lock_guard<std::mutex> lock(g_engine_mu);
   if (options.log_sink) {
     auto sink = options.log_sink;
-    engine::SetLogSink([sink](engine::LogLevel level, const std::string& message) { sink(FromEngineLevel(level), message); });
+    engine::SetLogSink([sink](engine::LogLevel level, const std::string& message) {
+      sink(FromEngineLevel(level), message);
+    });
   } else {
     engine::UseDiscomfortLogger();
   }
@@ -120,11 +123,13 @@ Result<std::shared_ptr<Engine>> Engine::Create(const EngineOptions& options) {
       if (!wanted.ok()) return wanted.TakeStatus();
       if (*wanted != existing->Info().value("comfyui_path", "")) {
         return Status(ErrorCode::kInvalidArgument,
-                      "this process already runs ComfyUI from " + existing->Info().value("comfyui_path", "") +
+                      "this process already runs ComfyUI from " +
+                          existing->Info().value("comfyui_path", "") +
                           "; one ComfyUI per process, cannot also use " + *wanted);
       }
     }
-    for (const std::string& path : options.extra_nodes) DISCOMFORT_RETURN_IF_ERROR(existing->LoadNodes(path));
+    for (const std::string& path : options.extra_nodes)
+      DISCOMFORT_RETURN_IF_ERROR(existing->LoadNodes(path));
     return existing;
   }
   DISCOMFORT_RETURN_IF_ERROR(CheckProcessLibtorch());
@@ -134,7 +139,8 @@ Result<std::shared_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   bridge_options.force_cpu = options.cpu;
   bridge_options.verbose = options.verbose;
   bridge_options.extra_node_paths = options.extra_nodes;
-  DISCOMFORT_ASSIGN_OR_RETURN(std::unique_ptr<bridge::ComfyBridge> started, bridge::ComfyBridge::Start(bridge_options));
+  DISCOMFORT_ASSIGN_OR_RETURN(std::unique_ptr<bridge::ComfyBridge> started,
+                              bridge::ComfyBridge::Start(bridge_options));
   std::shared_ptr<Engine> created(new Engine(std::make_unique<Impl>(std::move(started))));
   g_engine = created;
   return created;
@@ -143,7 +149,8 @@ Result<std::shared_ptr<Engine>> Engine::Create(const EngineOptions& options) {
 nlohmann::json Engine::Info() const { return impl_->bridge->info(); }
 
 Result<nlohmann::json> Engine::ObjectInfo() {
-  DISCOMFORT_ASSIGN_OR_RETURN(std::shared_ptr<const nlohmann::json> info, impl_->resolver.ObjectInfo());
+  DISCOMFORT_ASSIGN_OR_RETURN(std::shared_ptr<const nlohmann::json> info,
+                              impl_->resolver.ObjectInfo());
   return *info;
 }
 
@@ -162,7 +169,8 @@ Result<nlohmann::json> Engine::ToApi(const Workflow& workflow) {
 void Engine::Interrupt() { impl_->bridge->Interrupt(); }
 
 Result<WorkflowBuilder> Engine::NewWorkflow() {
-  DISCOMFORT_ASSIGN_OR_RETURN(std::shared_ptr<const graph::NodeDefinitions> defs, impl_->resolver.Definitions());
+  DISCOMFORT_ASSIGN_OR_RETURN(std::shared_ptr<const graph::NodeDefinitions> defs,
+                              impl_->resolver.Definitions());
   return BuilderAccess::Make(std::move(defs));
 }
 
@@ -195,9 +203,11 @@ Result<RunResult> Engine::Run(Context& context, const RunOptions& options) {
   request.checkpoint_every = options.checkpoint_every;
   request.checkpoint_dir = options.checkpoint_dir;
   request.trace_path = options.trace_path;
+  request.exact_executor = options.exact_executor;
 
   storage::Context& store = ContextAccess::Of(context);
-  DISCOMFORT_ASSIGN_OR_RETURN(engine::PreparedRun prepared, engine::PrepareRun(request, impl_->resolver, store));
+  DISCOMFORT_ASSIGN_OR_RETURN(engine::PreparedRun prepared,
+                              engine::PrepareRun(request, impl_->resolver, store));
   engine::LoopOptions& loop = prepared.options;
   loop.cancel = options.cancel.flag();
   loop.max_reports = 0;  // delivered through on_iteration; a long run must not accumulate them
@@ -208,7 +218,9 @@ Result<RunResult> Engine::Run(Context& context, const RunOptions& options) {
     };
   }
   if (options.on_event) {
-    loop.on_event = [&](const nlohmann::json& event) { guard.Call("on_event", [&] { options.on_event(event); }); };
+    loop.on_event = [&](const nlohmann::json& event) {
+      guard.Call("on_event", [&] { options.on_event(event); });
+    };
   }
   auto result = engine::LoopRunner(*impl_->bridge, store).RunStages(prepared.stages, loop);
   if (prepared.trace) {
@@ -241,12 +253,14 @@ Result<SweepResult> Engine::Sweep(Context& parent, const SweepOptions& options) 
   sweep.image_port = options.image_port;
   sweep.output_dir = options.output_dir;
   sweep.pipeline = options.pipeline;
+  sweep.exact_executor = options.exact_executor;
   sweep.max_in_flight = options.max_in_flight;
   if (options.iteration_timeout) sweep.iteration_timeout = *options.iteration_timeout;
   if (options.interrupt_grace) sweep.interrupt_grace = *options.interrupt_grace;
 
   storage::Context& store = ContextAccess::Of(parent);
-  DISCOMFORT_ASSIGN_OR_RETURN(engine::PreparedSweep prepared, engine::PrepareSweep(request, impl_->resolver, store));
+  DISCOMFORT_ASSIGN_OR_RETURN(engine::PreparedSweep prepared,
+                              engine::PrepareSweep(request, impl_->resolver, store));
   CallbackGuard guard(options.cancel);
   SweepResult out;
   prepared.options.cancel = options.cancel.flag();
@@ -262,8 +276,10 @@ Result<SweepResult> Engine::Sweep(Context& parent, const SweepOptions& options) 
     if (options.on_point) guard.Call("on_point", [&] { options.on_point(point); });
     out.results.push_back(std::move(point));
   };
-  auto summary = engine::SweepRunner(*impl_->bridge, store).Run(prepared.workflows, prepared.points, prepared.options);
-  if (prepared.trace) prepared.trace->Close().IgnoreError();  // the sweep's result stands without its trace
+  auto summary = engine::SweepRunner(*impl_->bridge, store)
+                     .Run(prepared.workflows, prepared.points, prepared.options);
+  if (prepared.trace)
+    prepared.trace->Close().IgnoreError();  // the sweep's result stands without its trace
   if (!guard.error().ok()) return guard.error();
   if (!summary.ok()) return summary.TakeStatus();
   out.points = summary->points;

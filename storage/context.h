@@ -198,8 +198,8 @@ class Context {
   // when it started and ended), for a run's trace. Called on the thread that did the I/O, possibly
   // with the store's lock held: it must return quickly and never call back into the context. Null
   // removes it.
-  using IoObserver = std::function<void(std::string_view what, const std::string& key, uint64_t bytes,
-                                        std::chrono::steady_clock::time_point start,
+  using IoObserver = std::function<void(std::string_view what, const std::string& key,
+                                        uint64_t bytes, std::chrono::steady_clock::time_point start,
                                         std::chrono::steady_clock::time_point end)>;
   void SetIoObserver(IoObserver observer);
 

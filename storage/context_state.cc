@@ -271,7 +271,8 @@ Status ContextState::FinishSpill(SpillJob& job) {
       written = size.TakeStatus();
     }
   }
-  // A partial file is garbage; if removing it fails too, the context's folder goes with the context.
+  // A partial file is garbage; if removing it fails too, the context's folder goes with the
+  // context.
   if (!written.ok()) fs->RemoveFile(job.path).IgnoreError();
 
   bool remove_file = false;

@@ -117,10 +117,10 @@ inline constexpr char kTempDirPrefix[] = "discomfort-ctx-";
 uint64_t NextVersion();
 Status NoValue(const std::string& key);  // kNotFound naming the key
 std::string HumanBytes(uint64_t bytes);
-std::string ShapeText(const Entry& entry);           // "float32[1,64,64,3]"
-std::optional<uint64_t> GiBToBytes(double gib);      // nullopt for NaN or negative: unlimited
-std::string DefaultTempRoot();                       // $TMPDIR, else /tmp
-bool ForceSpillFromEnvironment();                    // DISCOMFORT_FORCE_SPILL
+std::string ShapeText(const Entry& entry);       // "float32[1,64,64,3]"
+std::optional<uint64_t> GiBToBytes(double gib);  // nullopt for NaN or negative: unlimited
+std::string DefaultTempRoot();                   // $TMPDIR, else /tmp
+bool ForceSpillFromEnvironment();                // DISCOMFORT_FORCE_SPILL
 // DISCOMFORT_RELOAD=read|map, for comparing the two without rebuilding (benchmarks/handoff).
 void ReloadModeFromEnvironment(ReloadMode* mode);
 std::string NewTempDirName(const std::string& root);  // <root>/discomfort-ctx-<pid>-<n>

@@ -379,9 +379,11 @@ Status WriteWholeFile(FileSystem& fs, const std::string& path, std::string_view 
   return (*file)->Close();
 }
 
-Status WriteFileAtomically(FileSystem& fs, const std::string& path, std::string_view bytes, bool sync) {
+Status WriteFileAtomically(FileSystem& fs, const std::string& path, std::string_view bytes,
+                           bool sync) {
   static std::atomic<uint64_t> sequence{0};
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(sequence.fetch_add(1));
+  const std::string tmp =
+      path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(sequence.fetch_add(1));
   Status st = WriteWholeFile(fs, tmp, bytes, sync);
   if (st.ok()) st = fs.Rename(tmp, path);
   if (!st.ok()) {

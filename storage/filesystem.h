@@ -100,11 +100,13 @@ class FileSystem {
 
 // Writes `bytes` to `path` (created or truncated), fsynced when `sync`. A failed write leaves a
 // partial file; callers that must never expose one use WriteFileAtomically.
-Status WriteWholeFile(FileSystem& fs, const std::string& path, std::string_view bytes, bool sync = true);
+Status WriteWholeFile(FileSystem& fs, const std::string& path, std::string_view bytes,
+                      bool sync = true);
 // Writes to a temporary name beside `path` and renames it over `path` (fsyncing the file and its
 // folder when `sync`): a reader sees the old file or the whole new one, never a part, and a failure
 // (disk full) leaves the old file and no temporary behind.
-Status WriteFileAtomically(FileSystem& fs, const std::string& path, std::string_view bytes, bool sync = true);
+Status WriteFileAtomically(FileSystem& fs, const std::string& path, std::string_view bytes,
+                           bool sync = true);
 
 // Status for a failed system call: kNoSpace for ENOSPC/EDQUOT, kNotFound for ENOENT, else kIO.
 Status ErrnoStatus(const std::string& what, const std::string& path, int error_number);

@@ -305,8 +305,9 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
     return fail(ErrorCode::kParse, error.what());
   }
   // json::value() throws on a present key of another type: check the types first.
-  if (!manifest.is_object() || !manifest.contains("format") || manifest["format"] != kSnapshotFormat ||
-      !manifest.contains("entries") || !manifest["entries"].is_array() ||
+  if (!manifest.is_object() || !manifest.contains("format") ||
+      manifest["format"] != kSnapshotFormat || !manifest.contains("entries") ||
+      !manifest["entries"].is_array() ||
       (manifest.contains("format_version") && !manifest["format_version"].is_number_integer())) {
     return fail(ErrorCode::kParse, "manifest.json is not a discomfort snapshot manifest");
   }
@@ -328,10 +329,11 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
     }
     if (!ok) throw std::runtime_error("file '" + file + "' lies outside the snapshot folder");
     // A symbolic link anywhere below the snapshot folder could point at any file of the machine.
-    for (size_t slash = file.find('/'); ; slash = file.find('/', slash + 1)) {
+    for (size_t slash = file.find('/');; slash = file.find('/', slash + 1)) {
       const std::string part = dir + "/" + file.substr(0, slash);
       if (fs.IsSymlink(part)) {
-        throw std::runtime_error("'" + file.substr(0, slash) + "' is a symbolic link; snapshot files must be plain files "
+        throw std::runtime_error("'" + file.substr(0, slash) +
+                                 "' is a symbolic link; snapshot files must be plain files "
                                  "inside the snapshot folder");
       }
       if (slash == std::string::npos) break;
@@ -347,8 +349,7 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
       const std::string key = entry.at("key").get<std::string>();
       const std::string kind = entry.at("kind").get<std::string>();
       if (kind == ValueKindName(ValueKind::kTensor)) {
-        auto tensor =
-            detail::TensorFromFile(fs, inside(entry), key);
+        auto tensor = detail::TensorFromFile(fs, inside(entry), key);
         if (!tensor.ok()) return fail(tensor.status().code(), tensor.status().message());
         report.bytes += static_cast<uint64_t>(tensor->numel()) * tensor->element_size();
         staged.emplace_back(key, Value::Tensor(RestoreDevice(std::move(tensor).value(),

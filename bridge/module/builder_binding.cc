@@ -18,7 +18,8 @@ namespace {
 
 // The builder borrows its definitions: the holder keeps them alive as long as the builder.
 struct BuilderHolder {
-  explicit BuilderHolder(std::shared_ptr<const graph::NodeDefinitions> d) : defs(std::move(d)), builder(*defs) {}
+  explicit BuilderHolder(std::shared_ptr<const graph::NodeDefinitions> d)
+      : defs(std::move(d)), builder(*defs) {}
   std::shared_ptr<const graph::NodeDefinitions> defs;
   graph::WorkflowBuilder builder;
 };
@@ -47,13 +48,16 @@ void BindWorkflowBuilder(py::module_& m) {
       .def(
           "set",
           [](BuilderHolder& b, int64_t node, const std::string& input, py::handle value) {
-            Check(b.builder.Set(graph::NodeRef{node}, input, ToJsonOrRaise(value, "a widget value")));
+            Check(
+                b.builder.Set(graph::NodeRef{node}, input, ToJsonOrRaise(value, "a widget value")));
           },
           py::arg("node"), py::arg("input"), py::arg("value"))
       .def(
           "connect",
-          [](BuilderHolder& b, int64_t from, py::handle output, int64_t to, const std::string& input) {
-            Check(b.builder.Connect(graph::NodeRef{from}, OutputFrom(output), graph::NodeRef{to}, input));
+          [](BuilderHolder& b, int64_t from, py::handle output, int64_t to,
+             const std::string& input) {
+            Check(b.builder.Connect(graph::NodeRef{from}, OutputFrom(output), graph::NodeRef{to},
+                                    input));
           },
           py::arg("from_node"), py::arg("output"), py::arg("to_node"), py::arg("input"))
       .def(
@@ -62,26 +66,33 @@ void BindWorkflowBuilder(py::module_& m) {
              const std::vector<std::string>& tags) {
             return Unwrap(b.builder.AddInputPort(uid, graph::NodeRef{to}, input, tags)).id;
           },
-          py::arg("unique_id"), py::arg("to_node"), py::arg("input"), py::arg("tags") = std::vector<std::string>{})
+          py::arg("unique_id"), py::arg("to_node"), py::arg("input"),
+          py::arg("tags") = std::vector<std::string>{})
       .def(
           "add_output_port",
           [](BuilderHolder& b, const std::string& uid, int64_t from, py::handle output,
              const std::vector<std::string>& tags) {
-            return Unwrap(b.builder.AddOutputPort(uid, graph::NodeRef{from}, OutputFrom(output), tags)).id;
+            return Unwrap(
+                       b.builder.AddOutputPort(uid, graph::NodeRef{from}, OutputFrom(output), tags))
+                .id;
           },
-          py::arg("unique_id"), py::arg("from_node"), py::arg("output"), py::arg("tags") = std::vector<std::string>{})
+          py::arg("unique_id"), py::arg("from_node"), py::arg("output"),
+          py::arg("tags") = std::vector<std::string>{})
       .def(
           "add_passthrough_port",
           [](BuilderHolder& b, const std::string& uid, int64_t from, py::handle output, int64_t to,
              const std::string& input, const std::vector<std::string>& tags) {
-            return Unwrap(b.builder.AddPassthroughPort(uid, graph::NodeRef{from}, OutputFrom(output), graph::NodeRef{to},
+            return Unwrap(b.builder.AddPassthroughPort(uid, graph::NodeRef{from},
+                                                       OutputFrom(output), graph::NodeRef{to},
                                                        input, tags))
                 .id;
           },
-          py::arg("unique_id"), py::arg("from_node"), py::arg("output"), py::arg("to_node"), py::arg("input"),
-          py::arg("tags") = std::vector<std::string>{})
-      .def("to_api", [](BuilderHolder& b) { return bridge::JsonToPython(Unwrap(b.builder.ToApiPrompt())); })
-      .def("to_ui", [](BuilderHolder& b) { return bridge::JsonToPython(Unwrap(b.builder.ToUiWorkflow())); })
+          py::arg("unique_id"), py::arg("from_node"), py::arg("output"), py::arg("to_node"),
+          py::arg("input"), py::arg("tags") = std::vector<std::string>{})
+      .def("to_api",
+           [](BuilderHolder& b) { return bridge::JsonToPython(Unwrap(b.builder.ToApiPrompt())); })
+      .def("to_ui",
+           [](BuilderHolder& b) { return bridge::JsonToPython(Unwrap(b.builder.ToUiWorkflow())); })
       .def("__len__", [](BuilderHolder& b) { return b.builder.size(); });
 }
 

@@ -82,7 +82,8 @@ py::object ValueOut(const storage::Value& value) {
 void BindContext(py::module_& m) {
   py::class_<ContextHandle, std::shared_ptr<ContextHandle>>(m, "Context")
       .def(py::init([](std::optional<double> max_ram_gb, std::optional<double> max_ram_percent,
-                       std::optional<double> max_device_gb, std::optional<std::string> temp_root, bool force_spill) {
+                       std::optional<double> max_device_gb, std::optional<std::string> temp_root,
+                       bool force_spill) {
              storage::ContextOptions o;
              o.max_ram_gb = max_ram_gb;
              o.max_ram_percent = max_ram_percent;
@@ -91,8 +92,9 @@ void BindContext(py::module_& m) {
              o.force_spill = force_spill;
              return std::make_shared<ContextHandle>(std::move(o));
            }),
-           py::kw_only(), py::arg("max_ram_gb") = py::none(), py::arg("max_ram_percent") = py::none(),
-           py::arg("max_device_gb") = py::none(), py::arg("temp_root") = py::none(), py::arg("force_spill") = false)
+           py::kw_only(), py::arg("max_ram_gb") = py::none(),
+           py::arg("max_ram_percent") = py::none(), py::arg("max_device_gb") = py::none(),
+           py::arg("temp_root") = py::none(), py::arg("force_spill") = false)
       .def(
           "put",
           [](ContextHandle& c, const std::string& key, py::handle value) {
@@ -110,11 +112,16 @@ void BindContext(py::module_& m) {
       .def(
           "get",
           [](ContextHandle& c, const std::string& key) {
-            return ValueOut(Unwrap(OnContext(c, [&](storage::Context& ctx) { return ctx.Get(key); })));
+            return ValueOut(
+                Unwrap(OnContext(c, [&](storage::Context& ctx) { return ctx.Get(key); })));
           },
           py::arg("key"))
-      .def("contains", [](ContextHandle& c, const std::string& key) { return c.get()->Contains(key); }, py::arg("key"))
-      .def("__contains__", [](ContextHandle& c, const std::string& key) { return c.get()->Contains(key); })
+      .def(
+          "contains",
+          [](ContextHandle& c, const std::string& key) { return c.get()->Contains(key); },
+          py::arg("key"))
+      .def("__contains__",
+           [](ContextHandle& c, const std::string& key) { return c.get()->Contains(key); })
       .def(
           "erase",
           [](ContextHandle& c, const std::string& key) {
@@ -122,7 +129,9 @@ void BindContext(py::module_& m) {
           },
           py::arg("key"))
       .def("keys", [](ContextHandle& c) { return c.get()->Keys(); })
-      .def("version", [](ContextHandle& c, const std::string& key) { return c.get()->Version(key); }, py::arg("key"))
+      .def(
+          "version", [](ContextHandle& c, const std::string& key) { return c.get()->Version(key); },
+          py::arg("key"))
       .def(
           "info",
           [](ContextHandle& c, const std::string& key) -> py::object {
@@ -153,13 +162,15 @@ void BindContext(py::module_& m) {
       .def(
           "save_snapshot",
           [](ContextHandle& c, const std::string& dir) {
-            return SnapshotToDict(Unwrap(OnContext(c, [&](storage::Context& ctx) { return ctx.SaveSnapshot(dir); })));
+            return SnapshotToDict(
+                Unwrap(OnContext(c, [&](storage::Context& ctx) { return ctx.SaveSnapshot(dir); })));
           },
           py::arg("dir"))
       .def(
           "load_snapshot",
           [](ContextHandle& c, const std::string& dir) {
-            return SnapshotToDict(Unwrap(OnContext(c, [&](storage::Context& ctx) { return ctx.LoadSnapshot(dir); })));
+            return SnapshotToDict(
+                Unwrap(OnContext(c, [&](storage::Context& ctx) { return ctx.LoadSnapshot(dir); })));
           },
           py::arg("dir"))
       .def_property_readonly("temp_dir", [](ContextHandle& c) { return c.get()->temp_dir(); })

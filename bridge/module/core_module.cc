@@ -19,6 +19,7 @@ PYBIND11_MODULE(_core, m) {
   discomfort::pymodule::BindEngine(m);
   discomfort::pymodule::BindGraph(m);
   discomfort::pymodule::BindWorkflowBuilder(m);
-  m.def("error_codes", &discomfort::pymodule::ErrorCodeTable,
-        "[(id, name)] of every engine error code; discomfort.errors has one exception class per id");
+  m.def(
+      "error_codes", &discomfort::pymodule::ErrorCodeTable,
+      "[(id, name)] of every engine error code; discomfort.errors has one exception class per id");
 }

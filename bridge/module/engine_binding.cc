@@ -88,7 +88,8 @@ py::dict PointToDict(const engine::SweepPointResult& r) {
   py::dict d;
   d["index"] = r.point.index;
   d["params"] = bridge::JsonToPython(json(r.point.params));
-  d["image"] = r.point.image_path.empty() ? py::object(py::none()) : py::object(py::str(r.point.image_path));
+  d["image"] =
+      r.point.image_path.empty() ? py::object(py::none()) : py::object(py::str(r.point.image_path));
   d["ok"] = r.status.ok();
   py::dict outputs;
   for (const auto& [uid, value] : r.outputs) outputs[py::str(uid)] = ValueOut(value);
@@ -119,13 +120,15 @@ std::vector<engine::SweepPoint> PointsFromPython(const py::object& points) {
 
 // Fills the request's `until` from None, an expression string or a Python callable receiving the
 // context and returning a bool.
-void SetUntil(engine::RunRequest& request, const py::object& until, const std::shared_ptr<ContextHandle>& context) {
+void SetUntil(engine::RunRequest& request, const py::object& until,
+              const std::shared_ptr<ContextHandle>& context) {
   if (until.is_none()) return;
   if (py::isinstance<py::str>(until)) {
     request.until = until.cast<std::string>();
     return;
   }
-  if (!PyCallable_Check(until.ptr())) throw py::type_error("until must be None, a condition string or a callable");
+  if (!PyCallable_Check(until.ptr()))
+    throw py::type_error("until must be None, a condition string or a callable");
   py::object context_object = py::cast(context);
   request.until_condition = engine::Condition::FromCallback(
       [fn = until, context_object](const storage::Context&) -> Result<bool> {
@@ -145,8 +148,9 @@ class EngineHandle {
       : bridge_(std::move(bridge)), resolver_(bridge_.get()) {}
 
   static std::shared_ptr<EngineHandle> Start(std::optional<std::string> comfyui_path,
-                                             std::optional<std::string> work_dir, std::optional<bool> cpu,
-                                             bool verbose, std::vector<std::string> extra_nodes) {
+                                             std::optional<std::string> work_dir,
+                                             std::optional<bool> cpu, bool verbose,
+                                             std::vector<std::string> extra_nodes) {
     bridge::BridgeOptions options;
     options.comfyui_path = comfyui_path.value_or("");
     options.work_dir = work_dir.value_or("");
@@ -181,7 +185,8 @@ class EngineHandle {
 
   py::object ToApi(py::handle doc, const std::string& name) {
     json document = ToJsonOrRaise(doc, "a workflow");
-    return bridge::JsonToPython(Unwrap(WithoutGil([&] { return resolver_.ToApi(document, name); })));
+    return bridge::JsonToPython(
+        Unwrap(WithoutGil([&] { return resolver_.ToApi(document, name); })));
   }
 
   void Interrupt() {
@@ -192,34 +197,39 @@ class EngineHandle {
     WithoutGil([&] { bridge_->ResetSlot(slot); });
   }
 
-  py::dict Run(const std::shared_ptr<ContextHandle>& context, const Workflows& workflows, int iterations,
-               const py::object& until, std::optional<std::string> output_dir, py::object on_iteration,
-               py::object on_event, std::shared_ptr<CancelToken> cancel, int first_iteration,
-               std::optional<double> iteration_timeout, std::optional<double> interrupt_grace, bool keep_reports,
-               int save_every, std::optional<std::string> trace) {
+  py::dict Run(const std::shared_ptr<ContextHandle>& context, const Workflows& workflows,
+               int iterations, const py::object& until, std::optional<std::string> output_dir,
+               py::object on_iteration, py::object on_event, std::shared_ptr<CancelToken> cancel,
+               int first_iteration, std::optional<double> iteration_timeout,
+               std::optional<double> interrupt_grace, bool keep_reports, int save_every,
+               std::optional<std::string> trace, bool exact_executor) {
     engine::RunRequest request;
     request.workflows = WorkflowSpecs(workflows);
     request.trace_path = trace.value_or("");
+    request.exact_executor = exact_executor;
     request.iterations = iterations;
     SetUntil(request, until, context);
     request.output_dir = output_dir.value_or("");
     request.iteration_timeout = iteration_timeout;
     request.interrupt_grace = interrupt_grace;
     request.save_every = save_every;
-    return RunRequestOnContext(context, std::move(request), first_iteration, keep_reports, on_iteration, on_event,
-                               std::move(cancel));
+    return RunRequestOnContext(context, std::move(request), first_iteration, keep_reports,
+                               on_iteration, on_event, std::move(cancel));
   }
 
   // A loop plan (engine/plan.h's JSON structure) as a dict; workflow paths and "@file" inputs
   // relative to base_dir.
   // `plan` is a dict, or a path to a plan file (read by the engine, as the CLI's --plan).
-  py::dict RunPlan(const std::shared_ptr<ContextHandle>& context, py::handle plan, const std::string& base_dir,
-                   std::optional<int> iterations, const py::object& until, std::optional<std::string> output_dir,
-                   py::object on_iteration, py::object on_event, std::shared_ptr<CancelToken> cancel,
-                   std::optional<double> iteration_timeout, std::optional<double> interrupt_grace, int save_every,
-                   std::optional<std::string> trace) {
+  py::dict RunPlan(const std::shared_ptr<ContextHandle>& context, py::handle plan,
+                   const std::string& base_dir, std::optional<int> iterations,
+                   const py::object& until, std::optional<std::string> output_dir,
+                   py::object on_iteration, py::object on_event,
+                   std::shared_ptr<CancelToken> cancel, std::optional<double> iteration_timeout,
+                   std::optional<double> interrupt_grace, int save_every,
+                   std::optional<std::string> trace, bool exact_executor) {
     engine::RunRequest request;
     request.trace_path = trace.value_or("");
+    request.exact_executor = exact_executor;
     if (py::isinstance<py::str>(plan)) {
       request.plan_path = plan.cast<std::string>();
     } else {
@@ -232,19 +242,23 @@ class EngineHandle {
     request.iteration_timeout = iteration_timeout;
     request.interrupt_grace = interrupt_grace;
     request.save_every = save_every;
-    return RunRequestOnContext(context, std::move(request), 0, true, on_iteration, on_event, std::move(cancel));
+    return RunRequestOnContext(context, std::move(request), 0, true, on_iteration, on_event,
+                               std::move(cancel));
   }
 
   // Independent runs, one per point (engine/sweep.h), each in a child context seeded from
   // `context`. Per-point errors are reported, not raised; cancellation raises.
   py::dict Sweep(const std::shared_ptr<ContextHandle>& context, const Workflows& workflows,
-                 const std::vector<std::pair<std::string, py::object>>& axes, const std::vector<std::string>& images,
-                 int iterations, const std::string& image_port, std::optional<std::string> output_dir, bool pipeline,
-                 int max_in_flight, py::object on_point, std::shared_ptr<CancelToken> cancel,
-                 std::optional<double> iteration_timeout, std::optional<double> interrupt_grace,
-                 std::optional<std::string> shard, const py::object& points, std::optional<std::string> trace) {
+                 const std::vector<std::pair<std::string, py::object>>& axes,
+                 const std::vector<std::string>& images, int iterations,
+                 const std::string& image_port, std::optional<std::string> output_dir,
+                 bool pipeline, int max_in_flight, py::object on_point,
+                 std::shared_ptr<CancelToken> cancel, std::optional<double> iteration_timeout,
+                 std::optional<double> interrupt_grace, std::optional<std::string> shard,
+                 const py::object& points, std::optional<std::string> trace, bool exact_executor) {
     engine::SweepRequest request;
     request.trace_path = trace.value_or("");
+    request.options.exact_executor = exact_executor;
     request.workflows = WorkflowSpecs(workflows);
     if (!points.is_none()) request.points = PointsFromPython(points);
     for (const auto& [key, values] : axes) {
@@ -274,9 +288,12 @@ class EngineHandle {
       callbacks.Call(on_point, [&r] { return PointToDict(r); });
     };
     Result<engine::SweepResult> summary = WithoutGil([&]() -> Result<engine::SweepResult> {
-      DISCOMFORT_ASSIGN_OR_RETURN(engine::PreparedSweep prepared, engine::PrepareSweep(request, resolver_, *parent));
-      auto done = engine::SweepRunner(*bridge_, *parent).Run(prepared.workflows, prepared.points, prepared.options);
-      if (prepared.trace) prepared.trace->Close().IgnoreError();  // the sweep's result stands without its trace
+      DISCOMFORT_ASSIGN_OR_RETURN(engine::PreparedSweep prepared,
+                                  engine::PrepareSweep(request, resolver_, *parent));
+      auto done = engine::SweepRunner(*bridge_, *parent)
+                      .Run(prepared.workflows, prepared.points, prepared.options);
+      if (prepared.trace)
+        prepared.trace->Close().IgnoreError();  // the sweep's result stands without its trace
       return done;
     });
     callbacks.RethrowIfFailed();
@@ -291,17 +308,20 @@ class EngineHandle {
   }
 
  private:
-  py::dict RunRequestOnContext(const std::shared_ptr<ContextHandle>& handle, engine::RunRequest request,
-                               int first_iteration, bool keep_reports, const py::object& on_iteration,
-                               const py::object& on_event, std::shared_ptr<CancelToken> cancel) {
+  py::dict RunRequestOnContext(const std::shared_ptr<ContextHandle>& handle,
+                               engine::RunRequest request, int first_iteration, bool keep_reports,
+                               const py::object& on_iteration, const py::object& on_event,
+                               std::shared_ptr<CancelToken> cancel) {
     if (!cancel) cancel = std::make_shared<CancelToken>();
     std::shared_ptr<storage::Context> context = handle->get();
     Callbacks callbacks(cancel);
     Result<engine::LoopResult> result = WithoutGil([&]() -> Result<engine::LoopResult> {
-      DISCOMFORT_ASSIGN_OR_RETURN(engine::PreparedRun prepared, engine::PrepareRun(request, resolver_, *context));
+      DISCOMFORT_ASSIGN_OR_RETURN(engine::PreparedRun prepared,
+                                  engine::PrepareRun(request, resolver_, *context));
       engine::LoopOptions& options = prepared.options;
       options.first_iteration = first_iteration;
-      if (!keep_reports) options.max_reports = 0;  // run() returns outputs only: nothing kept per iteration
+      if (!keep_reports)
+        options.max_reports = 0;  // run() returns outputs only: nothing kept per iteration
       options.cancel = cancel->flag();
       if (!on_iteration.is_none()) {
         options.on_iteration = [&](const engine::IterationReport& r) {
@@ -353,8 +373,9 @@ void BindEngine(py::module_& m) {
       .def_property_readonly("cancelled", &CancelToken::cancelled);
 
   py::class_<EngineHandle, std::shared_ptr<EngineHandle>>(m, "Engine")
-      .def_static("start", &EngineHandle::Start, py::kw_only(), py::arg("comfyui_path") = py::none(),
-                  py::arg("work_dir") = py::none(), py::arg("cpu") = py::none(), py::arg("verbose") = false,
+      .def_static("start", &EngineHandle::Start, py::kw_only(),
+                  py::arg("comfyui_path") = py::none(), py::arg("work_dir") = py::none(),
+                  py::arg("cpu") = py::none(), py::arg("verbose") = false,
                   py::arg("extra_nodes") = std::vector<std::string>{})
       .def_property_readonly("info", &EngineHandle::Info)
       .def("object_info", &EngineHandle::ObjectInfo)
@@ -365,34 +386,40 @@ void BindEngine(py::module_& m) {
       .def("interrupt", &EngineHandle::Interrupt)
       .def("reset_slot", &EngineHandle::ResetSlot, py::arg("slot"))
       .def("run", &EngineHandle::Run, py::arg("context"), py::arg("workflows"), py::kw_only(),
-           py::arg("iterations") = 1, py::arg("until") = py::none(), py::arg("output_dir") = py::none(),
-           py::arg("on_iteration") = py::none(), py::arg("on_event") = py::none(), py::arg("cancel") = py::none(),
-           py::arg("first_iteration") = 0, py::arg("iteration_timeout") = py::none(),
-           py::arg("interrupt_grace") = py::none(), py::arg("keep_reports") = true, py::arg("save_every") = 1,
-           py::arg("trace") = py::none())
-      .def("run_plan", &EngineHandle::RunPlan, py::arg("context"), py::arg("plan"), py::kw_only(),
-           py::arg("base_dir") = "", py::arg("iterations") = py::none(), py::arg("until") = py::none(),
+           py::arg("iterations") = 1, py::arg("until") = py::none(),
            py::arg("output_dir") = py::none(), py::arg("on_iteration") = py::none(),
            py::arg("on_event") = py::none(), py::arg("cancel") = py::none(),
-           py::arg("iteration_timeout") = py::none(), py::arg("interrupt_grace") = py::none(),
-           py::arg("save_every") = 1, py::arg("trace") = py::none())
+           py::arg("first_iteration") = 0, py::arg("iteration_timeout") = py::none(),
+           py::arg("interrupt_grace") = py::none(), py::arg("keep_reports") = true,
+           py::arg("save_every") = 1, py::arg("trace") = py::none(),
+           py::arg("exact_executor") = false)
+      .def("run_plan", &EngineHandle::RunPlan, py::arg("context"), py::arg("plan"), py::kw_only(),
+           py::arg("base_dir") = "", py::arg("iterations") = py::none(),
+           py::arg("until") = py::none(), py::arg("output_dir") = py::none(),
+           py::arg("on_iteration") = py::none(), py::arg("on_event") = py::none(),
+           py::arg("cancel") = py::none(), py::arg("iteration_timeout") = py::none(),
+           py::arg("interrupt_grace") = py::none(), py::arg("save_every") = 1,
+           py::arg("trace") = py::none(), py::arg("exact_executor") = false)
       .def("sweep", &EngineHandle::Sweep, py::arg("context"), py::arg("workflows"), py::kw_only(),
            py::arg("grid") = std::vector<std::pair<std::string, py::object>>{},
-           py::arg("images") = std::vector<std::string>{}, py::arg("iterations") = 1, py::arg("image_port") = "image",
-           py::arg("output_dir") = py::none(), py::arg("pipeline") = true, py::arg("max_in_flight") = 4,
+           py::arg("images") = std::vector<std::string>{}, py::arg("iterations") = 1,
+           py::arg("image_port") = "image", py::arg("output_dir") = py::none(),
+           py::arg("pipeline") = true, py::arg("max_in_flight") = 4,
            py::arg("on_point") = py::none(), py::arg("cancel") = py::none(),
            py::arg("iteration_timeout") = py::none(), py::arg("interrupt_grace") = py::none(),
-           py::arg("shard") = py::none(), py::arg("points") = py::none(), py::arg("trace") = py::none());
+           py::arg("shard") = py::none(), py::arg("points") = py::none(),
+           py::arg("trace") = py::none(), py::arg("exact_executor") = false);
   // The points of a sweep ([{index, params, image}]), as MakeSweepPoints numbers them: a
   // distributed sweep makes them once and hands each worker its own.
   m.def(
       "make_sweep_points",
-      [](const std::vector<std::pair<std::string, py::object>>& axes, const std::vector<std::string>& images,
-         std::optional<std::string> shard) {
+      [](const std::vector<std::pair<std::string, py::object>>& axes,
+         const std::vector<std::string>& images, std::optional<std::string> shard) {
         std::vector<engine::GridAxis> grid;
         for (const auto& [key, values] : axes) {
           json list = ToJsonOrRaise(values, "grid values");
-          if (!list.is_array() || list.empty()) throw py::value_error("grid axis '" + key + "' needs a non-empty list");
+          if (!list.is_array() || list.empty())
+            throw py::value_error("grid axis '" + key + "' needs a non-empty list");
           grid.push_back({key, list.get<std::vector<json>>()});
         }
         std::optional<engine::Shard> part;
@@ -402,13 +429,14 @@ void BindEngine(py::module_& m) {
           py::dict d;
           d["index"] = p.index;
           d["params"] = bridge::JsonToPython(json(p.params));
-          d["image"] = p.image_path.empty() ? py::object(py::none()) : py::object(py::str(p.image_path));
+          d["image"] =
+              p.image_path.empty() ? py::object(py::none()) : py::object(py::str(p.image_path));
           out.append(d);
         }
         return out;
       },
-      py::arg("grid") = std::vector<std::pair<std::string, py::object>>{}, py::arg("images") = std::vector<std::string>{},
-      py::arg("shard") = py::none());
+      py::arg("grid") = std::vector<std::pair<std::string, py::object>>{},
+      py::arg("images") = std::vector<std::string>{}, py::arg("shard") = py::none());
 }
 
 }  // namespace discomfort::pymodule

@@ -28,7 +28,9 @@ const graph::NodeDefinitions* DefsOrNull(const std::optional<DefsPtr>& defs) {
   return defs && *defs ? defs->get() : nullptr;
 }
 
-py::object PortsToPython(const graph::PortSet& ports) { return bridge::JsonToPython(ports.ToJson()); }
+py::object PortsToPython(const graph::PortSet& ports) {
+  return bridge::JsonToPython(ports.ToJson());
+}
 
 }  // namespace
 
@@ -44,11 +46,13 @@ void BindGraph(py::module_& m) {
       .def_static(
           "load_file",
           [](const std::string& path) {
-            return std::make_shared<graph::NodeDefinitions>(Unwrap(graph::NodeDefinitions::LoadFile(path)));
+            return std::make_shared<graph::NodeDefinitions>(
+                Unwrap(graph::NodeDefinitions::LoadFile(path)));
           },
           py::arg("path"))
       .def("__len__", &graph::NodeDefinitions::size)
-      .def("__contains__", [](const graph::NodeDefinitions& d, const std::string& c) { return d.Has(c); });
+      .def("__contains__",
+           [](const graph::NodeDefinitions& d, const std::string& c) { return d.Has(c); });
 
   // Sweep helpers: the CLI's grid syntax ("seed=1..8", "cfg=5,7.5") and an image folder's PNGs.
   m.def(
@@ -65,12 +69,16 @@ void BindGraph(py::module_& m) {
   // Workflow tools: UI or API format; `definitions` (from Engine.definitions()) where types matter.
   m.def(
       "detect_format",
-      [](py::handle doc) { return std::string(graph::WorkflowFormatName(graph::DetectFormat(ToJsonOrRaise(doc, "a workflow")))); },
+      [](py::handle doc) {
+        return std::string(
+            graph::WorkflowFormatName(graph::DetectFormat(ToJsonOrRaise(doc, "a workflow"))));
+      },
       py::arg("workflow"));
   m.def(
       "discover_ports",
       [](py::handle doc, std::optional<DefsPtr> defs, const std::string& name) {
-        return PortsToPython(Unwrap(graph::DiscoverWorkflowPorts(ToJsonOrRaise(doc, "a workflow"), DefsOrNull(defs), name)));
+        return PortsToPython(Unwrap(graph::DiscoverWorkflowPorts(ToJsonOrRaise(doc, "a workflow"),
+                                                                 DefsOrNull(defs), name)));
       },
       py::arg("workflow"), py::arg("definitions") = py::none(), py::arg("name") = "");
   m.def(
@@ -78,7 +86,8 @@ void BindGraph(py::module_& m) {
       [](py::handle doc, std::optional<DefsPtr> defs, const std::string& name) {
         graph::ConvertOptions options;
         options.source_name = name;
-        return bridge::JsonToPython(Unwrap(graph::ToApiPrompt(ToJsonOrRaise(doc, "a workflow"), DefsOrNull(defs), options)));
+        return bridge::JsonToPython(Unwrap(
+            graph::ToApiPrompt(ToJsonOrRaise(doc, "a workflow"), DefsOrNull(defs), options)));
       },
       py::arg("workflow"), py::arg("definitions") = py::none(), py::arg("name") = "");
   m.def(
@@ -97,23 +106,29 @@ void BindGraph(py::module_& m) {
         out["execution_order"] = r.execution_order;
         return out;
       },
-      py::arg("workflows"), py::arg("delete_input_ports") = false, py::arg("delete_output_ports") = false,
-      py::arg("names") = std::vector<std::string>{}, py::arg("definitions") = py::none());
+      py::arg("workflows"), py::arg("delete_input_ports") = false,
+      py::arg("delete_output_ports") = false, py::arg("names") = std::vector<std::string>{},
+      py::arg("definitions") = py::none());
   m.def(
       "prune_to_output",
       [](py::handle doc, const std::string& uid, std::optional<DefsPtr> defs) {
-        return bridge::JsonToPython(Unwrap(graph::PruneToOutput(ToJsonOrRaise(doc, "a workflow"), uid, DefsOrNull(defs))));
+        return bridge::JsonToPython(
+            Unwrap(graph::PruneToOutput(ToJsonOrRaise(doc, "a workflow"), uid, DefsOrNull(defs))));
       },
       py::arg("workflow"), py::arg("unique_id"), py::arg("definitions") = py::none());
   m.def(
       "remove_reroutes",
-      [](py::handle doc) { return bridge::JsonToPython(Unwrap(graph::RemoveReroutes(ToJsonOrRaise(doc, "a workflow")))); },
+      [](py::handle doc) {
+        return bridge::JsonToPython(
+            Unwrap(graph::RemoveReroutes(ToJsonOrRaise(doc, "a workflow"))));
+      },
       py::arg("workflow"));
   m.def(
       "validate_workflow",
       [](py::handle doc, std::optional<DefsPtr> defs, const std::string& name) {
         py::list problems;
-        for (const Status& st : graph::ValidateWorkflow(ToJsonOrRaise(doc, "a workflow"), DefsOrNull(defs), name)) {
+        for (const Status& st :
+             graph::ValidateWorkflow(ToJsonOrRaise(doc, "a workflow"), DefsOrNull(defs), name)) {
           problems.append(StatusToDict(st));
         }
         return problems;
@@ -132,8 +147,10 @@ void BindGraph(py::module_& m) {
         return Unwrap(graph::TopologicalOrder(ui.root));
       },
       py::arg("workflow"));
-  m.def("pass_by_for_type", [](const std::string& type) { return std::string(graph::PassByForType(type)); },
-        py::arg("type"));
+  m.def(
+      "pass_by_for_type",
+      [](const std::string& type) { return std::string(graph::PassByForType(type)); },
+      py::arg("type"));
 }
 
 }  // namespace discomfort::pymodule

@@ -35,7 +35,8 @@ nlohmann::json ToJsonOrRaise(py::handle object, const char* what) {
 
 py::list ErrorCodeTable() {
   py::list table;
-  for (ErrorCode code : AllErrorCodes()) table.append(py::make_tuple(ErrorCodeId(code), ErrorCodeName(code)));
+  for (ErrorCode code : AllErrorCodes())
+    table.append(py::make_tuple(ErrorCodeId(code), ErrorCodeName(code)));
   return table;
 }
 

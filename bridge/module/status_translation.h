@@ -1,6 +1,6 @@
 // The one place where engine Status values become Python exceptions (the exception classes live in
-// discomfort.errors, keyed by the error codes' ids from include/discomfort/error_codes.h). All functions need
-// the GIL.
+// discomfort.errors, keyed by the error codes' ids from include/discomfort/error_codes.h). All
+// functions need the GIL.
 #pragma once
 
 #include <pybind11/pybind11.h>

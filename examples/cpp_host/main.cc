@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   run.output_dir = job.value("output_dir", "");
   const nlohmann::json inputs = job.value("inputs", nlohmann::json::object());
   for (const auto& [key, value] : inputs.items()) {
-    run.set_values.push_back(key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
+    run.set_values.push_back(key + "=" +
+                             (value.is_string() ? value.get<std::string>() : value.dump()));
   }
 
   discomfort::Context context;
@@ -84,7 +85,8 @@ int main(int argc, char** argv) {
   if (!result.ok()) return Fail(result.status());
 
   nlohmann::json summary = {{"iterations_completed", result->iterations_completed},
-                            {"files", result->files}, {"outputs", nlohmann::json::object()}};
+                            {"files", result->files},
+                            {"outputs", nlohmann::json::object()}};
   for (const auto& [uid, value] : result->outputs) summary["outputs"][uid] = value.Describe();
   if (probe.defined()) {
     const auto returned = result->outputs.find(probe_job.value("returns_as", "probe_out"));

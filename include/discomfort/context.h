@@ -67,7 +67,7 @@ struct ContextUsage {
   uint64_t ram_bytes = 0;
   uint64_t ram_budget_bytes = 0;  // 0: unlimited
   uint64_t device_bytes = 0;
-  uint64_t disk_bytes = 0;        // spill files
+  uint64_t disk_bytes = 0;  // spill files
   size_t count = 0;
   size_t spilled_count = 0;
   uint64_t spills = 0;

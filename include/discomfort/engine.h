@@ -28,9 +28,9 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
 struct EngineOptions {
   std::string comfyui_path;  // "": $COMFYUI_PATH, else ~/ComfyUI (v0.33.0; v0.8.0 works too)
-  std::string work_dir;      // ComfyUI's output/temp/input/user folders; "": a per-process temp folder
-  std::optional<bool> cpu;   // unset: CPU when torch sees no GPU
-  bool verbose = false;      // ComfyUI's own log and debug lines
+  std::string work_dir;  // ComfyUI's output/temp/input/user folders; "": a per-process temp folder
+  std::optional<bool> cpu;               // unset: CPU when torch sees no GPU
+  bool verbose = false;                  // ComfyUI's own log and debug lines
   std::vector<std::string> extra_nodes;  // custom-node files or packages to load
   // Receives every log line of Discomfort and ComfyUI (default: stderr). Called from any thread.
   std::function<void(LogLevel level, const std::string& message)> log_sink;

@@ -64,8 +64,8 @@ struct RunOptions {
   std::function<bool(const Context&)> until_callback;
   std::vector<std::string> set_values;  // "unique_id=VALUE" as the CLI's --set
 
-  std::string output_dir;          // IMAGE outputs as PNG; "" none
-  std::optional<int> save_every;   // every K-th iteration and the last (0: the last only)
+  std::string output_dir;                   // IMAGE outputs as PNG; "" none
+  std::optional<int> save_every;            // every K-th iteration and the last (0: the last only)
   std::optional<double> iteration_timeout;  // seconds; unset: the plan's, else none
   std::optional<double> interrupt_grace;    // seconds a node may ignore the interrupt (10)
 
@@ -75,8 +75,11 @@ struct RunOptions {
 
   int checkpoint_every = 0;  // save a resumable checkpoint every K iterations (and on cancel)
   std::string checkpoint_dir;
-  std::string resume_from;   // a checkpoint folder: its context is loaded and the run continues
-  std::string trace_path;    // a Chrome trace (Perfetto, chrome://tracing) of the run; "" none
+  std::string resume_from;  // a checkpoint folder: its context is loaded and the run continues
+  std::string trace_path;   // a Chrome trace (Perfetto, chrome://tracing) of the run; "" none
+  // ComfyUI's full prompt round every iteration instead of only the nodes whose inputs changed
+  // (the same results; for comparison).
+  bool exact_executor = false;
 };
 
 struct RunResult {
@@ -89,8 +92,8 @@ struct RunResult {
 struct PointResult {
   int index = 0;
   nlohmann::json params = nlohmann::json::object();  // the point's grid values
-  std::string image;                                  // with an image sweep
-  Status status;                                      // per point: a failure does not stop the sweep
+  std::string image;                                 // with an image sweep
+  Status status;                                     // per point: a failure does not stop the sweep
   std::map<std::string, Value> outputs;
   std::vector<std::string> files;
   double seconds = 0;
@@ -103,9 +106,9 @@ struct SweepOptions {
   std::vector<std::string> images;  // PNG files, one point each
   std::string images_dir;           // every .png of a folder
   std::string image_port = "image";
-  std::string shard;                // "K/N": this task's part of the points (names unchanged)
+  std::string shard;  // "K/N": this task's part of the points (names unchanged)
   std::vector<std::string> set_values;
-  int iterations = 1;  // per point
+  int iterations = 1;      // per point
   std::string output_dir;  // point_<index>/<unique_id>.png
   bool pipeline = true;
   int max_in_flight = 4;
@@ -114,6 +117,7 @@ struct SweepOptions {
   std::function<void(const PointResult&)> on_point;  // in point order
   CancelToken cancel;
   std::string trace_path;  // a Chrome trace of the points' decode / execute / encode; "" none
+  bool exact_executor = false;
 };
 
 struct SweepResult {

@@ -86,8 +86,9 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  Result(Status status)                          // NOLINT(google-explicit-constructor)
-      : data_(status.ok() ? Status(ErrorCode::kInternal, "a Result was built from an OK status without a value")
+  Result(Status status)                         // NOLINT(google-explicit-constructor)
+      : data_(status.ok() ? Status(ErrorCode::kInternal,
+                                   "a Result was built from an OK status without a value")
                           : std::move(status)) {}
 
   bool ok() const { return std::holds_alternative<T>(data_); }

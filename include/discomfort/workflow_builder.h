@@ -55,12 +55,14 @@ class WorkflowBuilder {
   // kTypeMismatch for incompatible types, kNotFound for an unknown output or input, kCycle.
   Status Connect(NodeHandle from, const Output& output, NodeHandle to, const std::string& input);
   // DiscomfortPorts: INPUT feeds `input` of `to`; OUTPUT is fed by `output` of `from`.
-  Result<NodeHandle> AddInputPort(const std::string& unique_id, NodeHandle to, const std::string& input,
+  Result<NodeHandle> AddInputPort(const std::string& unique_id, NodeHandle to,
+                                  const std::string& input,
                                   const std::vector<std::string>& tags = {});
-  Result<NodeHandle> AddOutputPort(const std::string& unique_id, NodeHandle from, const Output& output,
-                                   const std::vector<std::string>& tags = {});
-  Result<NodeHandle> AddPassthroughPort(const std::string& unique_id, NodeHandle from, const Output& output,
-                                        NodeHandle to, const std::string& input,
+  Result<NodeHandle> AddOutputPort(const std::string& unique_id, NodeHandle from,
+                                   const Output& output, const std::vector<std::string>& tags = {});
+  Result<NodeHandle> AddPassthroughPort(const std::string& unique_id, NodeHandle from,
+                                        const Output& output, NodeHandle to,
+                                        const std::string& input,
                                         const std::vector<std::string>& tags = {});
 
   // kValidation naming the node and input when a required one is unset.

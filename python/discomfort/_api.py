@@ -14,6 +14,7 @@ from . import _engine, _workflows, errors
 from ._native import core
 from .builder import WorkflowBuilder
 from .context import WorkflowContext
+from .results import EventRecorder, RunResult, SweepResults
 from .tools import WorkflowTools
 from .worker import Worker
 
@@ -65,7 +66,7 @@ class Discomfort:
                   on_event: Optional[Callable[[Dict[str, Any]], Any]] = None,
                   cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
                   interrupt_grace: Optional[float] = None, save_every: int = 1,
-                  trace: Optional[str] = None) -> Dict[str, Any]:
+                  trace: Optional[str] = None, exact_executor: bool = False) -> Dict[str, Any]:
         """Runs ``workflows`` (paths or dicts, UI or API format) in order, ``iterations`` times, and
         returns {unique_id: value} for every OUTPUT port: tensors and live objects by reference.
 
@@ -85,7 +86,8 @@ class Discomfort:
         long a node may ignore that interrupt before the call returns anyway (the node is then
         abandoned and the next execution waits for it). ``trace`` (a path) writes a Chrome trace of the
         run (Perfetto or chrome://tracing open it): iterations, stages, workflows, every node, context
-        spills and reloads, PNG encodes."""
+        spills and reloads, PNG encodes. ``exact_executor=True`` runs ComfyUI's full prompt round every
+        iteration instead of only the nodes whose inputs changed (the same results; for comparison)."""
         self._check_open()
         if iterations < 0:
             raise errors.InvalidArgumentError("iterations must be >= 0")
@@ -100,7 +102,7 @@ class Discomfort:
             result = await self._run_core(ctx, loaded, iterations, until, output_dir,
                                           _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
                                           iteration_timeout, interrupt_grace, keep_reports=False,
-                                          save_every=save_every, trace=trace)
+                                          save_every=save_every, trace=trace, exact_executor=exact_executor)
             outputs = result["outputs"]
             if not use_ram and not own_context:
                 for uid, value in outputs.items():
@@ -115,13 +117,18 @@ class Discomfort:
                            on_iteration: Optional[Callable] = None, on_event: Optional[Callable] = None,
                            cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
                            interrupt_grace: Optional[float] = None, save_every: int = 1,
-                           trace: Optional[str] = None) -> Dict[str, Any]:
-        """Like run, returning {outputs, files, iterations_completed, stopped_by_until, reports}."""
+                           trace: Optional[str] = None, exact_executor: bool = False,
+                           report: bool = False) -> RunResult:
+        """Like run, returning {outputs, files, iterations_completed, stopped_by_until, reports}.
+        With ``report=True`` the run's events are kept and ``result.report()`` writes an HTML report."""
         self._check_open()
         loop = asyncio.get_running_loop()
-        return await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
-                                    _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
-                                    iteration_timeout, interrupt_grace, save_every=save_every, trace=trace)
+        recorder = EventRecorder(_threadsafe(on_event, loop)) if report else None
+        result = await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
+                                      _threadsafe(on_iteration, loop), recorder or _threadsafe(on_event, loop),
+                                      cancel, iteration_timeout, interrupt_grace, save_every=save_every, trace=trace,
+                                      exact_executor=exact_executor)
+        return RunResult(result, _dir(output_dir), recorder, until)
 
     async def run_plan(self, plan: Union[str, os.PathLike, Dict[str, Any]], *, context: Optional[WorkflowContext] = None,
                        iterations: Optional[int] = None, until: Union[None, str, Callable[[WorkflowContext], bool]] = None,
@@ -129,27 +136,31 @@ class Discomfort:
                        on_event: Optional[Callable] = None, cancel: Optional["core.CancelToken"] = None,
                        iteration_timeout: Optional[float] = None,
                        interrupt_grace: Optional[float] = None, save_every: int = 1,
-                       trace: Optional[str] = None) -> Dict[str, Any]:
+                       trace: Optional[str] = None, exact_executor: bool = False,
+                       report: bool = False) -> RunResult:
         """Runs a loop plan (a PLAN.json path or the same structure as a dict: stages with ``when``
         conditions and error policies, ``until``, ``max_iterations``, ``inputs``; see the README).
         Returns {outputs, files, iterations_completed, stopped_by_until, reports}. ``until`` may
         override the plan's condition, as an expression or a callable taking the context;
         ``iteration_timeout`` / ``interrupt_grace`` override the plan's fields of those names;
-        ``save_every`` as in run."""
+        ``save_every``, ``trace``, ``exact_executor`` and ``report`` as in run / run_detailed."""
         self._check_open()
         if isinstance(plan, (str, os.PathLike)):
             plan = os.fspath(plan)  # read by the engine, exactly as the CLI's --plan
         own_context = context is None
         ctx = WorkflowContext() if own_context else context
         loop = asyncio.get_running_loop()
+        recorder = EventRecorder(_threadsafe(on_event, loop)) if report else None
         try:
-            return await self._submit(self._engine.run_plan, ctx, plan, iterations=iterations,
-                                      until=self._core_until(until, ctx),
-                                      output_dir=os.fspath(output_dir) if output_dir else None,
-                                      on_iteration=_threadsafe(on_iteration, loop),
-                                      on_event=_threadsafe(on_event, loop), cancel=cancel,
-                                      iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
-                                      save_every=save_every, trace=os.fspath(trace) if trace else None)
+            result = await self._submit(self._engine.run_plan, ctx, plan, iterations=iterations,
+                                        until=self._core_until(until, ctx),
+                                        output_dir=os.fspath(output_dir) if output_dir else None,
+                                        on_iteration=_threadsafe(on_iteration, loop),
+                                        on_event=recorder or _threadsafe(on_event, loop), cancel=cancel,
+                                        iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
+                                        save_every=save_every, trace=os.fspath(trace) if trace else None,
+                                        exact_executor=exact_executor)
+            return RunResult(result, _dir(output_dir), recorder, until)
         finally:
             if own_context:
                 ctx.shutdown()
@@ -162,7 +173,8 @@ class Discomfort:
                     on_point: Optional[Callable[[Dict[str, Any]], Any]] = None,
                     cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
                     interrupt_grace: Optional[float] = None, shard: Optional[str] = None,
-                    trace: Optional[str] = None, ray: Optional[str] = None, workers_per_node: int = 1,
+                    trace: Optional[str] = None, exact_executor: bool = False, report: bool = False,
+                    ray: Optional[str] = None, workers_per_node: int = 1,
                     setup: Optional[_workflows.WorkflowLike] = None, collect: bool = False,
                     max_retries: int = 3) -> List[Dict[str, Any]]:
         """Independent runs of ``workflows``, one per point of a parameter ``grid`` or per PNG of
@@ -233,8 +245,9 @@ class Discomfort:
                                         pipeline=pipeline, max_in_flight=max_in_flight,
                                         on_point=_threadsafe(on_point, loop), cancel=cancel,
                                         iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
-                                        shard=shard, trace=os.fspath(trace) if trace else None)
-            return result["points"]
+                                        shard=shard, trace=os.fspath(trace) if trace else None,
+                                        exact_executor=exact_executor)
+            return SweepResults(result["points"], _dir(output_dir), EventRecorder() if report else None)
         finally:
             if own_context:
                 ctx.shutdown()
@@ -248,14 +261,14 @@ class Discomfort:
 
     async def _run_core(self, ctx: WorkflowContext, loaded, iterations, until, output_dir, on_iteration, on_event,
                         cancel, iteration_timeout=None, interrupt_grace=None, keep_reports=True,
-                        save_every=1, trace=None) -> Dict[str, Any]:
+                        save_every=1, trace=None, exact_executor=False) -> Dict[str, Any]:
         return await self._submit(self._engine.run, ctx, loaded, iterations=iterations,
                                   until=self._core_until(until, ctx),
                                   output_dir=os.fspath(output_dir) if output_dir else None,
                                   on_iteration=on_iteration, on_event=on_event, cancel=cancel,
                                   iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
                                   keep_reports=keep_reports, save_every=save_every,
-                                  trace=os.fspath(trace) if trace else None)
+                                  trace=os.fspath(trace) if trace else None, exact_executor=exact_executor)
 
     async def _submit(self, method, ctx: WorkflowContext, *args, cancel=None, **kwargs) -> Dict[str, Any]:
         token = cancel or core.CancelToken()
@@ -343,6 +356,10 @@ def _grid_axes(grid: GridLike) -> List[tuple]:
                                                   f"string, got {type(values).__name__}")
         return axes
     return [tuple(core.parse_grid_axis(text)) for text in grid]
+
+
+def _dir(path: Optional[str]) -> Optional[str]:
+    return os.fspath(path) if path else None
 
 
 def _threadsafe(callback: Optional[Callable], loop: asyncio.AbstractEventLoop) -> Optional[Callable]:

@@ -14,8 +14,8 @@
 namespace discomfort::cli {
 namespace {
 
-using graph::testing::TestDataPath;
 using graph::testing::SourcePath;
+using graph::testing::TestDataPath;
 using nlohmann::json;
 
 struct CommandRun {

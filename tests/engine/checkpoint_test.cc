@@ -1,5 +1,6 @@
 // Checkpoints: two snapshot generations committed by the atomic rename of run.json, written through
-// the injectable file system, so a crash or a full disk at any point leaves the previous checkpoint.
+// the injectable file system, so a crash or a full disk at any point leaves the previous
+// checkpoint.
 #include "engine/checkpoint.h"
 
 #include <unistd.h>
@@ -115,13 +116,15 @@ TEST_F(CheckpointTest, AManifestNamingAForeignFolderOrASymlinkIsRefused) {
   fs::create_directory_symlink(elsewhere, dir_ / generation);
   {
     auto& disk = *storage::FileSystem::Default();
-    ASSERT_TRUE(storage::WriteWholeFile(disk, (dir_ / "run.json").string(),
-                                        R"({"next_iteration": 1, "context": ")" + generation + R"("})")
-                    .ok());
+    ASSERT_TRUE(
+        storage::WriteWholeFile(disk, (dir_ / "run.json").string(),
+                                R"({"next_iteration": 1, "context": ")" + generation + R"("})")
+            .ok());
     storage::Context restored;
     auto cp = LoadCheckpoint(dir_.string(), restored);
     ASSERT_FALSE(cp.ok());
-    EXPECT_NE(cp.status().message().find("symbolic link"), std::string::npos) << cp.status().ToString();
+    EXPECT_NE(cp.status().message().find("symbolic link"), std::string::npos)
+        << cp.status().ToString();
     EXPECT_FALSE(restored.Contains("counter"));
   }
   fs::remove_all(elsewhere);

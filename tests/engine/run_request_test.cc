@@ -38,8 +38,12 @@ json Link(const std::string& node) { return json::array({node, 0}); }
 // INPUT `in` -> ImageBlur -> OUTPUT `out`: the INPUT port is typed IMAGE by the definitions.
 json BlurPrompt(const std::string& in = "frame", const std::string& out = "frame") {
   return {{"1", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", in}}}}},
-          {"2", {{"class_type", "ImageBlur"}, {"inputs", {{"image", Link("1")}, {"blur_radius", 1}, {"sigma", 1.0}}}}},
-          {"3", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", out}, {"input_data", Link("2")}}}}}};
+          {"2",
+           {{"class_type", "ImageBlur"},
+            {"inputs", {{"image", Link("1")}, {"blur_radius", 1}, {"sigma", 1.0}}}}},
+          {"3",
+           {{"class_type", "DiscomfortPort"},
+            {"inputs", {{"unique_id", out}, {"input_data", Link("2")}}}}}};
 }
 
 class RunRequestTest : public ::testing::Test {
@@ -65,24 +69,27 @@ TEST_F(RunRequestTest, APlanBecomesStagesWithTypedPortsSeededInputsAndParsedCond
   ASSERT_TRUE(WriteImagePngs(at::full({1, 4, 4, 3}, 0.5), (dir_ / "seed").string()).ok());
   Write("values.json", json{{"a", 1}});
   RunRequest request;
-  request.plan = json{{"max_iterations", 5},
-                      {"until", "iteration >= 2"},
-                      {"inputs", {{"frame", "@seed.png"}, {"settings", "@values.json"}, {"n", 3}}},
-                      {"iteration_timeout", 60},
-                      {"stages", {{{"name", "blur"}, {"workflows", {"blur.json"}}, {"when", "n > 1"}}}}};
+  request.plan =
+      json{{"max_iterations", 5},
+           {"until", "iteration >= 2"},
+           {"inputs", {{"frame", "@seed.png"}, {"settings", "@values.json"}, {"n", 3}}},
+           {"iteration_timeout", 60},
+           {"stages", {{{"name", "blur"}, {"workflows", {"blur.json"}}, {"when", "n > 1"}}}}};
   request.plan_base_dir = dir_.string();
   storage::Context context;
   auto run = PrepareRun(request, resolver_, context);
   ASSERT_TRUE(run.ok()) << run.status().ToString();
   ASSERT_EQ(run->stages.size(), 1u);
-  EXPECT_EQ(run->stages[0].workflows[0].ports.inputs.at(0).type, "IMAGE");  // typed by the definitions
+  EXPECT_EQ(run->stages[0].workflows[0].ports.inputs.at(0).type,
+            "IMAGE");  // typed by the definitions
   ASSERT_TRUE(run->stages[0].when.has_value());
   EXPECT_EQ(run->options.iterations, 5);
   ASSERT_TRUE(run->options.until.has_value());
   EXPECT_EQ(run->options.until->text(), "iteration >= 2");
   EXPECT_EQ(run->options.iteration_timeout, 60);
   EXPECT_EQ(context.Get("frame")->tensor().sizes(), (std::vector<int64_t>{1, 4, 4, 3}));
-  EXPECT_EQ(context.Get("settings")->json(), (json{{"a", 1}}));  // @file.json, as the CLI always had
+  EXPECT_EQ(context.Get("settings")->json(),
+            (json{{"a", 1}}));  // @file.json, as the CLI always had
   EXPECT_EQ(context.Get("n")->json(), 3);
   EXPECT_EQ(definitions_.calls, 1);  // fetched once for the whole run
 }
@@ -90,7 +97,9 @@ TEST_F(RunRequestTest, APlanBecomesStagesWithTypedPortsSeededInputsAndParsedCond
 TEST_F(RunRequestTest, RequestValuesOverrideThePlans) {
   Write("blur.json", BlurPrompt());
   RunRequest request;
-  request.plan = json{{"max_iterations", 5}, {"until", "iteration >= 2"}, {"stages", {{{"workflows", {"blur.json"}}}}}};
+  request.plan = json{{"max_iterations", 5},
+                      {"until", "iteration >= 2"},
+                      {"stages", {{{"workflows", {"blur.json"}}}}}};
   request.plan_base_dir = dir_.string();
   request.iterations = 9;
   request.until = "iteration >= 7";
@@ -99,7 +108,8 @@ TEST_F(RunRequestTest, RequestValuesOverrideThePlans) {
   storage::Context context;
   auto failed = PrepareRun(request, resolver_, context);
   ASSERT_FALSE(failed.ok());
-  EXPECT_EQ(failed.status().where().port, "frame");  // a --set value that cannot load names its port
+  EXPECT_EQ(failed.status().where().port,
+            "frame");  // a --set value that cannot load names its port
   request.set_values = {"n=4", "label=hello"};
   auto run = PrepareRun(request, resolver_, context);
   ASSERT_TRUE(run.ok()) << run.status().ToString();
@@ -113,7 +123,8 @@ TEST_F(RunRequestTest, RequestValuesOverrideThePlans) {
 TEST_F(RunRequestTest, ErrorsPointIntoThePlanAndNameTheWorkflow) {
   storage::Context context;
   RunRequest request;
-  request.plan = json{{"max_iterations", 1}, {"until", "x >"}, {"stages", {{{"workflows", {"a.json"}}}}}};
+  request.plan =
+      json{{"max_iterations", 1}, {"until", "x >"}, {"stages", {{{"workflows", {"a.json"}}}}}};
   auto bad_until = PrepareRun(request, resolver_, context);
   ASSERT_FALSE(bad_until.ok());
   EXPECT_EQ(bad_until.status().where().json_pointer, "/until");
@@ -121,8 +132,11 @@ TEST_F(RunRequestTest, ErrorsPointIntoThePlanAndNameTheWorkflow) {
   request.plan_base_dir = dir_.string();
   auto missing = PrepareRun(request, resolver_, context);
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().ToString().find("missing.json"), std::string::npos) << missing.status().ToString();
-  request.plan = json{{"max_iterations", 1}, {"inputs", {{"frame", "@nope.png"}}}, {"stages", {{{"workflows", {"blur.json"}}}}}};
+  EXPECT_NE(missing.status().ToString().find("missing.json"), std::string::npos)
+      << missing.status().ToString();
+  request.plan = json{{"max_iterations", 1},
+                      {"inputs", {{"frame", "@nope.png"}}},
+                      {"stages", {{{"workflows", {"blur.json"}}}}}};
   Write("blur.json", BlurPrompt());
   auto bad_input = PrepareRun(request, resolver_, context);
   ASSERT_FALSE(bad_input.ok());
@@ -142,10 +156,12 @@ TEST_F(RunRequestTest, DocumentsAndFilesPrepareAlikeAndAWrongTypedValueIsCaughtA
   auto a = PrepareRun(from_file, resolver_, context);
   auto b = PrepareRun(from_document, resolver_, context);
   ASSERT_TRUE(a.ok() && b.ok());
-  EXPECT_EQ(*a->stages[0].workflows[0].executable_prompt, *b->stages[0].workflows[0].executable_prompt);
+  EXPECT_EQ(*a->stages[0].workflows[0].executable_prompt,
+            *b->stages[0].workflows[0].executable_prompt);
   EXPECT_EQ(a->stages[0].workflows[0].slot, b->stages[0].workflows[0].slot);
   ASSERT_TRUE(context.Put("frame", storage::Value::Json("not an image")).ok());
-  FakeExecutor executor([](const ExecutionRequest&) -> Result<ExecutionOutcome> { return ExecutionOutcome{}; });
+  FakeExecutor executor(
+      [](const ExecutionRequest&) -> Result<ExecutionOutcome> { return ExecutionOutcome{}; });
   auto result = LoopRunner(executor, context).RunStages(a->stages, a->options);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), ErrorCode::kTypeMismatch);
@@ -159,7 +175,8 @@ TEST_F(RunRequestTest, ResumingLoadsTheCheckpointInsteadOfSeedingInputs) {
   ASSERT_TRUE(saved.Put("n", storage::Value::Json(41)).ok());
   ASSERT_TRUE(SaveCheckpoint(saved, (dir_ / "ckpt").string(), json::object(), 4).ok());
   RunRequest request;
-  request.plan = json{{"max_iterations", 6}, {"inputs", {{"n", 0}}}, {"stages", {{{"workflows", {"blur.json"}}}}}};
+  request.plan = json{
+      {"max_iterations", 6}, {"inputs", {{"n", 0}}}, {"stages", {{{"workflows", {"blur.json"}}}}}};
   request.plan_base_dir = dir_.string();
   request.seed_inputs = false;
   request.resume_from = (dir_ / "ckpt").string();
@@ -180,8 +197,10 @@ TEST(ShardTest, ShardsAreDisjointAndTogetherTheWholeSweep) {
       auto shard = ParseShard(std::to_string(k) + "/" + std::to_string(n));
       ASSERT_TRUE(shard.ok());
       for (const SweepPoint& p : MakeSweepPoints(grid, {}, *shard)) {
-        EXPECT_TRUE(seen.insert(p.index).second) << "point " << p.index << " in two shards of " << n;
-        EXPECT_EQ(p.params, all[p.index].params);  // same point, same global index (same file names)
+        EXPECT_TRUE(seen.insert(p.index).second)
+            << "point " << p.index << " in two shards of " << n;
+        EXPECT_EQ(p.params,
+                  all[p.index].params);  // same point, same global index (same file names)
       }
     }
     EXPECT_EQ(seen.size(), all.size()) << n << " shards";

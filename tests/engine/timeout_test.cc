@@ -117,14 +117,16 @@ TEST(IterationTimeoutTest, AnInterruptibleNodeIsInterruptedAndTheRunEndsWithATim
 }
 
 // The deadline is measured on an injected clock: a node that "takes" an hour on that clock times
-// out against a one-hour limit at once in real time, so the limit's logic is tested without waiting.
+// out against a one-hour limit at once in real time, so the limit's logic is tested without
+// waiting.
 TEST(IterationTimeoutTest, DeadlinesFollowTheInjectedClock) {
   auto fake_now = std::make_shared<std::atomic<int64_t>>(0);  // nanoseconds on the fake clock
   auto clock = [fake_now] { return Clock::time_point(std::chrono::nanoseconds(fake_now->load())); };
   FakeExecutor* self = nullptr;
   FakeExecutor fake([&self, fake_now](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
     if (Input(r) < 3) {
-      fake_now->fetch_add(std::chrono::nanoseconds(std::chrono::minutes(50)).count());  // under the hour
+      fake_now->fetch_add(
+          std::chrono::nanoseconds(std::chrono::minutes(50)).count());  // under the hour
       return Incremented(r);
     }
     if (r.on_progress) r.on_progress("node_start", {{"node", "2"}});

@@ -34,7 +34,9 @@ std::vector<json> ValidatedEvents(const std::string& path) {
   std::map<std::pair<int, int>, std::vector<std::string>> open;
   for (const json& e : events) {
     const std::string ph = e.at("ph");
-    EXPECT_TRUE(e.contains("name") && e["name"].is_string() && !e["name"].get<std::string>().empty()) << e;
+    EXPECT_TRUE(e.contains("name") && e["name"].is_string() &&
+                !e["name"].get<std::string>().empty())
+        << e;
     EXPECT_TRUE(e.contains("pid") && e.contains("tid")) << e;
     if (ph == "M") continue;
     EXPECT_TRUE(e.contains("ts") && e["ts"].is_number_integer()) << e;
@@ -49,7 +51,8 @@ std::vector<json> ValidatedEvents(const std::string& path) {
     }
     if (ph == "X") EXPECT_GE(e.at("dur").get<int64_t>(), 0) << e;
   }
-  for (const auto& [track, stack] : open) EXPECT_TRUE(stack.empty()) << stack.size() << " spans never ended";
+  for (const auto& [track, stack] : open)
+    EXPECT_TRUE(stack.empty()) << stack.size() << " spans never ended";
   return events;
 }
 
@@ -60,12 +63,15 @@ int Count(const std::vector<json>& events, const std::string& category, const st
 }
 
 TEST(TraceTest, ALoopTraceHasPairedNestedSpansForEveryLevel) {
-  const std::string dir = (fs::temp_directory_path() / ("discomfort-trace-" + std::to_string(::getpid()))).string();
+  const std::string dir =
+      (fs::temp_directory_path() / ("discomfort-trace-" + std::to_string(::getpid()))).string();
   fs::remove_all(dir);
   fs::create_directories(dir);
   json prompt = {{"1", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "frame"}}}}},
                  {"2", {{"class_type", "ImageInvert"}, {"inputs", {{"image", Link("1")}}}}},
-                 {"3", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "frame"}, {"input_data", Link("2")}}}}}};
+                 {"3",
+                  {{"class_type", "DiscomfortPort"},
+                   {"inputs", {{"unique_id", "frame"}, {"input_data", Link("2")}}}}}};
   auto wf = PrepareWorkflow({"invert.json", prompt}, 0);
   ASSERT_TRUE(wf.ok());
   int calls = 0;

@@ -561,7 +561,8 @@ TEST(Reliability, PortWithoutInputsIsAnErrorNotACrash) {
 // (1e400) is not a parse_error but an out_of_range, which escaped the re-parse that builds the
 // message: std::terminate in `discomfort run`.
 TEST(Reliability, NumberOverflowIsAParseError) {
-  auto prompt = ParseApiPrompt(R"({"1": {"class_type": "ImageBlur", "inputs": {"sigma": 1e400}}})", "big.json");
+  auto prompt = ParseApiPrompt(R"({"1": {"class_type": "ImageBlur", "inputs": {"sigma": 1e400}}})",
+                               "big.json");
   ASSERT_FALSE(prompt.ok());
   EXPECT_EQ(prompt.status().code(), ErrorCode::kParse);
   const std::string path = ::testing::TempDir() + "/discomfort_number_overflow.json";

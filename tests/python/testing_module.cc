@@ -18,7 +18,8 @@ PYBIND11_MODULE(discomfort_testing, m) {
           where.node_id = "7";
           where.class_type = "KSampler";
           where.iteration = 2;
-          discomfort::pymodule::Raise(discomfort::Status(code, message, where).set_traceback("Traceback: test"));
+          discomfort::pymodule::Raise(
+              discomfort::Status(code, message, where).set_traceback("Traceback: test"));
         }
         throw py::value_error("unknown error code id " + id);
       },

@@ -35,8 +35,12 @@ json Port(const std::string& uid, std::optional<json> source = std::nullopt) {
 // counter -> +amount -> (raises when it equals fail_at) -> counter
 json Counter(int amount, int fail_at = -1) {
   return {{"1", Port("counter")},
-          {"2", {{"class_type", "DiscomfortTestAdd"}, {"inputs", {{"value", Link("1")}, {"amount", amount}}}}},
-          {"3", {{"class_type", "DiscomfortTestFailAt"}, {"inputs", {{"value", Link("2")}, {"fail_at", fail_at}}}}},
+          {"2",
+           {{"class_type", "DiscomfortTestAdd"},
+            {"inputs", {{"value", Link("1")}, {"amount", amount}}}}},
+          {"3",
+           {{"class_type", "DiscomfortTestFailAt"},
+            {"inputs", {{"value", Link("2")}, {"fail_at", fail_at}}}}},
           {"4", Port("counter", Link("3"))}};
 }
 
@@ -49,8 +53,11 @@ LogLines g_log;
 std::shared_ptr<Engine> TheEngine() {
   static std::shared_ptr<Engine> engine = [] {
     discomfort::EngineOptions options;
-    options.work_dir = (std::filesystem::temp_directory_path() / ("discomfort-sdk-tests-" + std::to_string(::getpid()))).string();
-    options.extra_nodes = {std::string(DISCOMFORT_SOURCE_DIR) + "/tests/bridge/nodes/discomfort_test_nodes.py"};
+    options.work_dir = (std::filesystem::temp_directory_path() /
+                        ("discomfort-sdk-tests-" + std::to_string(::getpid())))
+                           .string();
+    options.extra_nodes = {std::string(DISCOMFORT_SOURCE_DIR) +
+                           "/tests/bridge/nodes/discomfort_test_nodes.py"};
     options.log_sink = [](discomfort::LogLevel, const std::string& line) {
       std::lock_guard<std::mutex> lock(g_log.mu);
       g_log.lines.push_back(line);
@@ -79,7 +86,8 @@ TEST_F(SdkTest, ATensorCrossesByPointerBothWays) {
   at::Tensor frame = at::rand({1, 16, 16, 3});
   ASSERT_TRUE(context.Put("frame", frame).ok());
   RunOptions run;
-  run.workflows = {Workflow::Document("pass.json", {{"1", Port("frame")}, {"2", Port("same", Link("1"))}})};
+  run.workflows = {
+      Workflow::Document("pass.json", {{"1", Port("frame")}, {"2", Port("same", Link("1"))}})};
   auto result = engine_->Run(context, run);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   ASSERT_TRUE(result->outputs.at("same").is_tensor());
@@ -117,10 +125,12 @@ TEST_F(SdkTest, LoopsCarryStateAndFailuresKeepTheLastGoodIteration) {
 TEST_F(SdkTest, ErrorsNameWhatWentWrongAndWhere) {
   Context context;
   RunOptions run;
-  run.workflows = {Workflow::Document("unknown.json", {{"1", {{"class_type", "NoSuchNode"}, {"inputs", json::object()}}}})};
+  run.workflows = {Workflow::Document(
+      "unknown.json", {{"1", {{"class_type", "NoSuchNode"}, {"inputs", json::object()}}}})};
   auto unknown = engine_->Run(context, run);
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(unknown.status().ToString().find("NoSuchNode"), std::string::npos) << unknown.status().ToString();
+  EXPECT_NE(unknown.status().ToString().find("NoSuchNode"), std::string::npos)
+      << unknown.status().ToString();
   run.workflows = {Workflow::Document("counter.json", Counter(1))};
   auto missing = engine_->Run(context, run);
   ASSERT_FALSE(missing.ok());
@@ -162,7 +172,8 @@ TEST_F(SdkTest, UntilCallbacksCancelTokensAndThrowingCallbacks) {
   run.on_iteration = [](const discomfort::IterationInfo&) { throw std::runtime_error("host bug"); };
   auto threw = engine_->Run(context, run);
   ASSERT_FALSE(threw.ok());
-  EXPECT_NE(threw.status().message().find("host bug"), std::string::npos) << threw.status().ToString();
+  EXPECT_NE(threw.status().message().find("host bug"), std::string::npos)
+      << threw.status().ToString();
 }
 
 TEST_F(SdkTest, SweepShardsTogetherAreTheWholeSweep) {
@@ -174,7 +185,8 @@ TEST_F(SdkTest, SweepShardsTogetherAreTheWholeSweep) {
   ASSERT_TRUE(whole.ok()) << whole.status().ToString();
   ASSERT_EQ(whole->results.size(), 5u);
   std::map<int, int> by_index;
-  for (const auto& p : whole->results) by_index[p.index] = p.outputs.at("counter").json().get<int>();
+  for (const auto& p : whole->results)
+    by_index[p.index] = p.outputs.at("counter").json().get<int>();
   std::set<int> covered;
   for (const char* shard : {"1/2", "2/2"}) {
     sweep.shard = shard;
@@ -198,8 +210,9 @@ TEST_F(SdkTest, ThreadsRunDifferentLoopsAtOnceWithTheSequentialResults) {
   constexpr int kThreads = 4;
   auto run_loop = [this](int t, Context& context) -> std::pair<int, long> {
     RunOptions run;
-    run.workflows = {Workflow::Document("counter.json", Counter(t + 1)),
-                     Workflow::Document("pass.json", {{"1", Port("frame")}, {"2", Port("frame", Link("1"))}})};
+    run.workflows = {
+        Workflow::Document("counter.json", Counter(t + 1)),
+        Workflow::Document("pass.json", {{"1", Port("frame")}, {"2", Port("frame", Link("1"))}})};
     run.iterations = 6 + t;
     auto result = engine_->Run(context, run);
     EXPECT_TRUE(result.ok()) << result.status().ToString();
@@ -232,27 +245,32 @@ TEST_F(SdkTest, ThreadsRunDifferentLoopsAtOnceWithTheSequentialResults) {
 
 TEST_F(SdkTest, TheLogSinkReceivesTheEnginesLines) {
   // A stage whose node fails under on_error "skip": the engine logs a warning naming the stage.
-  const auto dir = std::filesystem::temp_directory_path() / ("discomfort-sdk-log-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("discomfort-sdk-log-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "fails.json") << Counter(1, /*fail_at=*/1).dump();
   Context context;
   ASSERT_TRUE(context.Put("counter", 0).ok());
   RunOptions run;
-  run.plan = json{{"max_iterations", 1},
-                  {"stages", {{{"name", "flaky"}, {"workflows", {"fails.json"}}, {"on_error", "skip"}}}}};
+  run.plan =
+      json{{"max_iterations", 1},
+           {"stages", {{{"name", "flaky"}, {"workflows", {"fails.json"}}, {"on_error", "skip"}}}}};
   run.plan_base_dir = dir.string();
   auto result = engine_->Run(context, run);
   std::filesystem::remove_all(dir);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   std::lock_guard<std::mutex> lock(g_log.mu);
   bool found = false;
-  for (const auto& line : g_log.lines) found = found || line.find("stage 'flaky' skipped") != std::string::npos;
+  for (const auto& line : g_log.lines)
+    found = found || line.find("stage 'flaky' skipped") != std::string::npos;
   EXPECT_TRUE(found) << g_log.lines.size() << " lines received";
 }
 
 TEST(LibtorchCheckTest, AnotherLibtorchIsRefusedClearly) {
-  EXPECT_TRUE(discomfort::CheckProcessLibtorch().ok()) << discomfort::CheckProcessLibtorch().ToString();
-  auto st = discomfort::CompareLibtorch("/opt/other-torch/lib/libtorch_cpu.so", DISCOMFORT_TORCH_LIB_DIR);
+  EXPECT_TRUE(discomfort::CheckProcessLibtorch().ok())
+      << discomfort::CheckProcessLibtorch().ToString();
+  auto st =
+      discomfort::CompareLibtorch("/opt/other-torch/lib/libtorch_cpu.so", DISCOMFORT_TORCH_LIB_DIR);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("/opt/other-torch/lib"), std::string::npos);
   EXPECT_NE(st.message().find("two libtorch copies"), std::string::npos);

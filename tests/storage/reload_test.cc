@@ -14,9 +14,9 @@
 #include <gtest/gtest.h>
 
 #include "storage/context.h"
-#include "tests/support/fault_injecting_filesystem.h"
 #include "storage/safetensors.h"
 #include "test_util.h"
+#include "tests/support/fault_injecting_filesystem.h"
 
 namespace discomfort::storage {
 namespace {

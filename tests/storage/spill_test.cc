@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "storage/context.h"
-#include "tests/support/fault_injecting_filesystem.h"
 #include "test_util.h"
+#include "tests/support/fault_injecting_filesystem.h"
 
 namespace discomfort::storage {
 namespace {

@@ -5,7 +5,6 @@
 
 namespace discomfort::storage {
 
-
 class FaultInjectingFileSystem::FaultyFile : public WritableFile {
  public:
   FaultyFile(FaultInjectingFileSystem* owner, std::unique_ptr<WritableFile> base)
@@ -133,7 +132,8 @@ Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::NewWritableFile(
   return std::unique_ptr<WritableFile>(new FaultyFile(this, std::move(file).value()));
 }
 
-Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::NewAppendableFile(const std::string& path) {
+Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::NewAppendableFile(
+    const std::string& path) {
   auto file = base_->NewAppendableFile(path);
   if (!file.ok()) return file.TakeStatus();
   return std::unique_ptr<WritableFile>(new FaultyFile(this, std::move(file).value()));
