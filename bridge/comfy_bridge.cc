@@ -302,6 +302,9 @@ Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionReq
       where.class_type = JsonString(error, "class_type");
       const bool interrupted = result.contains("interrupted");
       std::string message = JsonString(error, "message");
+      // Python messages may end with the newline of a formatted exception: one line per error.
+      while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())))
+        message.pop_back();
       const std::string type = JsonString(error, "exception_type");
       if (!type.empty()) message = type + ": " + message;
       if (message.empty()) message = "execution failed";

@@ -30,6 +30,7 @@ struct RunOptions {
   std::string events_path;
   bool json_summary = false;
   std::optional<double> max_ram_gb;
+  std::optional<double> max_vram_gb;
   int checkpoint_every = 0;
   std::string checkpoint_dir;
   std::string resume_dir;                   // set by `discomfort resume`
@@ -67,6 +68,7 @@ json RunManifest(const RunOptions& o) {
           {"comfyui", o.common.comfyui},
           {"cpu", o.common.cpu},
           {"max_ram_gb", OptionalJson(o.max_ram_gb)},
+          {"max_vram_gb", OptionalJson(o.max_vram_gb)},
           {"checkpoint_every", o.checkpoint_every},
           {"iteration_timeout", OptionalJson(o.iteration_timeout)},
           {"interrupt_grace", OptionalJson(o.interrupt_grace)},
@@ -101,6 +103,7 @@ Result<RunOptions> RunOptionsFromCheckpoint(const std::string& dir, const RunOpt
       return std::nullopt;
     };
     o.max_ram_gb = number("max_ram_gb");
+    o.max_vram_gb = number("max_vram_gb");
     o.checkpoint_every = overrides.checkpoint_every > 0 ? overrides.checkpoint_every
                                                         : m.value("checkpoint_every", 0);
     o.iteration_timeout =
@@ -133,6 +136,7 @@ engine::RunRequest MakeRequest(const RunOptions& o) {
   request.iteration_timeout = o.iteration_timeout;
   request.interrupt_grace = o.interrupt_grace;
   request.save_every = o.save_every;
+  request.max_vram_gb = o.max_vram_gb;
   request.output_dir = o.out_dir;
   request.trace_path = o.trace_path;
   request.exact_executor = o.exact_executor;
@@ -250,6 +254,12 @@ void AddRunCommands(CLI::App& app, int* exit_code) {
       "spills and PNG encodes to FILE");
   run_cmd->add_option("--max-ram-gb", run.max_ram_gb,
                       "RAM budget of the context; tensors beyond it spill to disk");
+  run_cmd
+      ->add_option(
+          "--max-vram-gb", run.max_vram_gb,
+          "budget of the context's GPU tensors (GiB); beyond it the least recently used spill "
+          "(device -> pinned staging -> safetensors) and come back to the device when read")
+      ->check(CLI::NonNegativeNumber);
   run_cmd
       ->add_option("--checkpoint-every", run.checkpoint_every,
                    "save a resumable checkpoint every K iterations")

@@ -19,13 +19,14 @@ Status PlanError(const std::string& pointer, const std::string& message) {
 Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
   if (!doc.is_object()) return PlanError("", "must be a JSON object");
   static const std::set<std::string> kKeys = {
-      "max_iterations", "until", "inputs", "stages", "iteration_timeout", "interrupt_grace"};
+      "max_iterations",    "until",           "inputs",     "stages",
+      "iteration_timeout", "interrupt_grace", "max_vram_gb"};
   for (const auto& [key, _] : doc.items()) {
     if (!kKeys.count(key)) {
       return PlanError("/" + key,
                        "unknown key '" + key +
                            "' (expected max_iterations, until, inputs, stages, iteration_timeout, "
-                           "interrupt_grace)");
+                           "interrupt_grace, max_vram_gb)");
     }
   }
   LoopPlan plan;
@@ -51,6 +52,12 @@ Result<LoopPlan> ParseLoopPlan(const json& doc, const std::string& base_dir) {
     }
     (std::string(key) == "iteration_timeout" ? plan.iteration_timeout : plan.interrupt_grace) =
         doc[key].get<double>();
+  }
+  if (doc.contains("max_vram_gb")) {
+    if (!doc["max_vram_gb"].is_number() || !(doc["max_vram_gb"].get<double>() >= 0)) {
+      return PlanError("/max_vram_gb", "max_vram_gb must be a number of GiB >= 0");
+    }
+    plan.max_vram_gb = doc["max_vram_gb"].get<double>();
   }
   if (doc.contains("inputs")) {
     if (!doc["inputs"].is_object())

@@ -168,6 +168,8 @@ Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& reso
     if (plan->until) options.until = *plan->until;
     options.iteration_timeout = plan->iteration_timeout;
     options.interrupt_grace = plan->interrupt_grace;
+    if (plan->max_vram_gb && !request.max_vram_gb)
+      DISCOMFORT_RETURN_IF_ERROR(context.SetDeviceBudget(plan->max_vram_gb));
   } else {
     Stage stage;
     stage.name = "main";
@@ -184,6 +186,7 @@ Result<PreparedRun> PrepareRun(const RunRequest& request, WorkflowResolver& reso
   if (request.iteration_timeout) options.iteration_timeout = *request.iteration_timeout;
   if (request.interrupt_grace) options.interrupt_grace = *request.interrupt_grace;
   if (request.save_every) options.save_every = *request.save_every;
+  if (request.max_vram_gb) DISCOMFORT_RETURN_IF_ERROR(context.SetDeviceBudget(request.max_vram_gb));
   options.output_dir = request.output_dir;
   options.exact_executor = request.exact_executor;
   if (request.checkpoint_every < 0)

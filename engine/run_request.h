@@ -64,7 +64,8 @@ struct RunRequest {
   std::optional<double> iteration_timeout;  // unset: the plan's, else none
   std::optional<double> interrupt_grace;    // unset: the plan's, else 10 s
   std::optional<int> save_every;            // unset: every iteration
-  std::string output_dir;                   // IMAGE outputs as PNG; "" none
+  std::optional<double> max_vram_gb;  // the context's device budget; unset: the plan's, else kept
+  std::string output_dir;             // IMAGE outputs as PNG; "" none
 
   int checkpoint_every = 0;
   std::string checkpoint_dir;

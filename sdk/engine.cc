@@ -28,20 +28,6 @@ namespace {
 std::mutex g_engine_mu;
 std::weak_ptr<Engine> g_engine;
 
-engine::LogLevel ToEngineLevel(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug:
-      return engine::LogLevel::kDebug;
-    case LogLevel::kInfo:
-      return engine::LogLevel::kInfo;
-    case LogLevel::kWarning:
-      return engine::LogLevel::kWarning;
-    case LogLevel::kError:
-      break;
-  }
-  return engine::LogLevel::kError;
-}
-
 LogLevel FromEngineLevel(engine::LogLevel level) {
   switch (level) {
     case engine::LogLevel::kDebug:
@@ -199,6 +185,7 @@ Result<RunResult> Engine::Run(Context& context, const RunOptions& options) {
   request.iteration_timeout = options.iteration_timeout;
   request.interrupt_grace = options.interrupt_grace;
   request.save_every = options.save_every;
+  request.max_vram_gb = options.max_vram_gb;
   request.output_dir = options.output_dir;
   request.checkpoint_every = options.checkpoint_every;
   request.checkpoint_dir = options.checkpoint_dir;

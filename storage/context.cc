@@ -79,7 +79,10 @@ Context::Context(ContextOptions options) : state_(std::make_shared<ContextState>
                    available.status().ToString());
     }
   }
-  if (options.max_device_gb) state.device_budget = detail::GiBToBytes(*options.max_device_gb);
+  if (options.max_device_gb) {
+    MutexLock lock(state.mu);  // not shared yet; the lock is for the analysis
+    state.device_budget = detail::GiBToBytes(*options.max_device_gb);
+  }
   state.temp_dir = detail::NewTempDirName(options.temp_root);
   int reclaimed = ReclaimStaleTempDirs(*state.fs, options.temp_root);
   if (reclaimed > 0) {
@@ -229,6 +232,16 @@ Status Context::Spill(const std::string& key) {
     if (!state_->BeginSpill(key, entry, &job, &error)) return error;
   }
   return state_->FinishSpill(job);
+}
+
+Status Context::SetDeviceBudget(std::optional<double> gib) {
+  if (gib && !(*gib >= 0))
+    return Status(ErrorCode::kInvalidArgument, "a device budget is a number of GiB >= 0");
+  {
+    MutexLock lock(state_->mu);
+    state_->device_budget = gib ? detail::GiBToBytes(*gib) : std::nullopt;
+  }
+  return EnforceBudget();
 }
 
 void Context::SetIoObserver(IoObserver observer) {

@@ -172,6 +172,9 @@ class Context {
   Status Spill(const std::string& key);
   // Spills least recently used unpinned tensors until the budgets hold. Put calls it.
   Status EnforceBudget();
+  // Replaces the budget for tensors on accelerators (GiB; nullopt: unlimited) and enforces it: a
+  // loop plan's max_vram_gb applies to the context the run was given.
+  Status SetDeviceBudget(std::optional<double> gib);
 
   // One value to a file: a tensor as a single-tensor safetensors file (tensor named `key`),
   // JSON values and recipes as JSON. Written to a temporary name and renamed.

@@ -61,8 +61,7 @@ struct ContextState {
   // Constant after construction.
   ContextOptions options;
   FileSystem* fs = nullptr;
-  std::optional<uint64_t> ram_budget;     // bytes; nullopt = unlimited
-  std::optional<uint64_t> device_budget;  // bytes; nullopt = unlimited
+  std::optional<uint64_t> ram_budget;  // bytes; nullopt = unlimited
   std::string temp_dir;
 
   // Set by Context::SetIoObserver; copied out under its own lock and called outside both.
@@ -74,6 +73,8 @@ struct ContextState {
   mutable Mutex mu;
   std::map<std::string, Entry> entries GUARDED_BY(mu);
   std::unordered_map<const void*, StorageUse> storages GUARDED_BY(mu);
+  // Bytes; nullopt = unlimited. Set at construction or by Context::SetDeviceBudget (a plan's key).
+  std::optional<uint64_t> device_budget GUARDED_BY(mu);
   uint64_t ram_bytes GUARDED_BY(mu) = 0;
   uint64_t device_bytes GUARDED_BY(mu) = 0;
   uint64_t disk_bytes GUARDED_BY(mu) = 0;

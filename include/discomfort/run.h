@@ -68,6 +68,8 @@ struct RunOptions {
   std::optional<int> save_every;            // every K-th iteration and the last (0: the last only)
   std::optional<double> iteration_timeout;  // seconds; unset: the plan's, else none
   std::optional<double> interrupt_grace;    // seconds a node may ignore the interrupt (10)
+  std::optional<double>
+      max_vram_gb;  // the context's GPU budget (GiB); unset: the plan's, else kept
 
   std::function<void(const IterationInfo&)> on_iteration;
   std::function<void(const nlohmann::json&)> on_event;  // the CLI's --events lines

@@ -237,3 +237,31 @@ TEST_F(RunRequestTest, APreparedSweepHoldsOnlyItsShardAndSeedsTheParent) {
 
 }  // namespace
 }  // namespace discomfort::engine
+
+namespace discomfort::engine {
+namespace {
+
+// The device budget reaches the context from the request (CLI --max-vram-gb, Python
+// max_device_gb, SDK RunOptions) or from the plan's max_vram_gb; the request's wins.
+TEST_F(RunRequestTest, TheDeviceBudgetComesFromTheRequestOrThePlan) {
+  Write("blur.json", BlurPrompt());
+  RunRequest request;
+  request.plan =
+      json{{"max_iterations", 1}, {"max_vram_gb", 2}, {"stages", {{{"workflows", {"blur.json"}}}}}};
+  request.plan_base_dir = dir_.string();
+  storage::Context from_plan;
+  ASSERT_TRUE(PrepareRun(request, resolver_, from_plan).ok());
+  EXPECT_EQ(from_plan.GetUsage().device_budget_bytes, uint64_t{2} << 30);
+  request.max_vram_gb = 0.5;
+  storage::Context from_request;
+  ASSERT_TRUE(PrepareRun(request, resolver_, from_request).ok());
+  EXPECT_EQ(from_request.GetUsage().device_budget_bytes, uint64_t{1} << 29);
+  request.plan = json{
+      {"max_iterations", 1}, {"max_vram_gb", -1}, {"stages", {{{"workflows", {"blur.json"}}}}}};
+  auto bad = PrepareRun(request, resolver_, from_request);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().where().json_pointer, "/max_vram_gb");
+}
+
+}  // namespace
+}  // namespace discomfort::engine

@@ -116,7 +116,9 @@ TEST(TraceTest, ALoopTraceHasPairedNestedSpansForEveryLevel) {
   for (const json& e : events) named = named || e.value("name", "") == "ImageInvert #2";
   EXPECT_TRUE(named) << "node spans are named by class and id";
   for (const json& e : events) {
-    if (e.value("cat", "") == "spill") EXPECT_EQ(e["args"]["bytes"], 8 * 8 * 3 * 4);
+    if (e.value("cat", "") == "spill") {
+      EXPECT_EQ(e["args"]["bytes"], 8 * 8 * 3 * 4);
+    }
   }
   fs::remove_all(dir);
 }

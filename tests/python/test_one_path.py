@@ -44,8 +44,9 @@ def test_a_plan_gives_the_same_results_through_the_cli_and_the_package(d, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     cli_outputs = json.loads(proc.stdout.strip().splitlines()[-1])
     result = asyncio.run(d.run_plan(str(path)))
-    assert result["outputs"] == cli_outputs == {"counter": 5 + 1 + 11 + 1 + 11}
-    assert result["stopped_by_until"] and result["iterations_completed"] == 4
+    # 5, then +1 every iteration and +10 on odd ones: 6, 17, 18, 29, 30 -> stops after iteration 4.
+    assert result["outputs"] == cli_outputs == {"counter": 30}
+    assert result["stopped_by_until"] and result["iterations_completed"] == 5
 
 
 @pytest.mark.parametrize("case", ["bad_when", "unknown_key", "failing_node", "missing_input_file"])
