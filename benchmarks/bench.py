@@ -4,6 +4,7 @@
     BENCH_QUICK=1 scripts/bench  # ~30 iterations x 2 repeats, 1 GiB only: for development
     BENCH_ONLY=overhead,sweep scripts/bench   # a subset (the others are kept from the last results.json)
     BENCH_ONLY=large_model scripts/bench      # the large-model scenario alone (5 iterations; quick: 3)
+    BENCH_ONLY=ray scripts/bench              # sweeps on a Ray cluster of this machine (benchmarks/ray/run.py)
     BENCH_WORK=DIR scripts/bench              # keep the work folder (logs, outputs, events) in DIR
     BENCH_BUILD_DIR=build/x scripts/bench     # use another build's CLI and Python package (default build/release)
 """
@@ -31,7 +32,7 @@ def log(msg):
 
 def main():
     q = quick()
-    everything = {"overhead", "handoff", "sweep", "large_model"}
+    everything = {"overhead", "handoff", "sweep", "large_model", "ray"}
     only = [s for s in os.environ.get("BENCH_ONLY", ",".join(sorted(everything))).split(",") if s]
     work = os.environ.get("BENCH_WORK") or tempfile.mkdtemp(prefix="discomfort-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp"))
     os.makedirs(work, exist_ok=True)
@@ -80,6 +81,16 @@ def main():
         n = int(os.environ.get("BENCH_LARGE_ITERATIONS", 3 if q else 5))
         log(f"large_model: SD1.5-size random checkpoint, {n} iterations per contender, scenarios loop and handoff")
         res["scenarios"]["large_model"] = large_run.run(os.path.join(work, "large_model"), n)
+
+    if "ray" in only:  # a process of its own: benchmarks/ray is named like the package it measures
+        log("ray: sweeps on a Ray cluster of this machine (1 and 2 actors) against a local sweep, model loads")
+        out = os.path.join(work, "ray.json")
+        subprocess.run([PYTHON, os.path.join(HERE, "ray", "run.py"), "--work", os.path.join(work, "ray"),
+                        "--result", out] + (["--points", "16", "--repeats", "1"] if q else []),
+                       check=True, timeout=3600, env=dict(os.environ, PYTHONPATH=PYPKG))
+        with open(out) as f:
+            res["scenarios"]["ray"] = json.load(f)
+        save()
 
     res["machine"]["loadavg_at_end"] = list(os.getloadavg())
     res["suite_seconds"] = time.time() - t0

@@ -236,6 +236,7 @@ def main():
         seconds["harness"] = max(sum(times) / n - sum(v for k, v in seconds.items() if k != "harness"), 0.0)
     with open(args.result, "w") as f:
         json.dump({"contender": args.contender, "exact": os.environ.get("DISCOMFORT_EXACT_EXECUTOR", "") == "1",
+                   "buckets": BUCKETS,
                    "iterations": n, "per_iteration_s": seconds, "timed_calls_per_iteration": a.calls / n,
                    "iteration_median_s": sorted(times)[n // 2], "iteration_mean_s": sum(times) / n,
                    "wall_s": time.perf_counter() - started}, f)

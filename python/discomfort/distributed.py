@@ -9,8 +9,13 @@ at a time, collects one JSON line per point, and runs the points of a lost worke
 is the one entry point of both the CLI (``discomfort sweep ... --ray ADDRESS``, from its embedded
 Python) and the Python API (``await d.sweep(..., ray=ADDRESS)``). The driver needs Ray, not the
 compiled core nor ComfyUI: importing ``discomfort`` would load the core, so the CLI loads this file
-by its path (``importlib.util.spec_from_file_location``) and its siblings ``distributed_*.py`` are
-then loaded the same way (see :func:`_sibling`).
+by its path and its siblings ``distributed_*.py`` are then loaded the same way (see :func:`_sibling`):
+
+    spec = importlib.util.spec_from_file_location("discomfort_distributed", "<root>/discomfort/distributed.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["discomfort_distributed"] = module  # before exec_module: its dataclasses look it up
+    spec.loader.exec_module(module)
+    exit_code = module.run_sweep(config, cancelled, emit)
 
 config keys (the points are computed by the engine beforehand, never here):
 
@@ -115,6 +120,9 @@ def execute(config: Dict[str, Any], cancelled: Callable[[], bool], on_result: Ca
     log = log or _log
     options = _Options.read(config)
     spec = _worker_spec(config, options)
+    if not spec["versions"].get("comfyui"):
+        log(f"no ComfyUI version found here ({_cluster.find_comfyui(spec['comfyui_path'])}): the workers' ComfyUI "
+            f"versions are not compared")
     terminated = threading.Event()
     previous_sigterm = _sigterm_handler()
     connection = _cluster.connect(options.address, options.workers_per_node, log)

@@ -46,7 +46,8 @@ class SweepWorker:
         self._started = time.monotonic()
         self._problem: Optional[str] = None
         self._wedged = False
-        self._cancel = None
+        self._stopping = False
+        self._tokens: set = set()  # one per point in this actor (one runs, the next waits for the engine)
         self._engine = None
         self._context = None
         self._scratch = tempfile.mkdtemp(prefix="discomfort-ray-")
@@ -120,6 +121,8 @@ class SweepWorker:
             raise RuntimeError(self._problem or "this worker's engine is wedged")
         import discomfort
         spec = self._spec
+        if self._stopping:
+            return {"line": _cancelled_line(point), "wedged": False, "files": {}}
         run_point = dict(point)
         if point.get("image"):
             run_point["image"] = self._write_image(point["image"], image_bytes) if image_bytes is not None \
@@ -130,9 +133,10 @@ class SweepWorker:
             output_dir = tempfile.mkdtemp(prefix="out-", dir=self._scratch)
         elif spec.get("output_dir"):
             output_dir = spec["output_dir"]
-        self._cancel = discomfort.CancelToken()
+        token = discomfort.CancelToken()
+        self._tokens.add(token)
         options = dict(iterations=int(spec.get("iterations") or 1), image_port=spec.get("image_port") or "image",
-                       output_dir=output_dir, pipeline=False, cancel=self._cancel,
+                       output_dir=output_dir, pipeline=False, cancel=token,
                        iteration_timeout=spec.get("iteration_timeout"),
                        interrupt_grace=spec.get("interrupt_grace"))
         if spec.get("until"):
@@ -146,7 +150,7 @@ class SweepWorker:
             outcome = {"ok": False, "error": exc, "outputs": {}, "files": [],
                        "seconds": time.monotonic() - started}
         finally:
-            self._cancel = None
+            self._tokens.discard(token)
         if outcome is None:
             outcome = {"ok": False, "error": RuntimeError("the engine reported no result for this point"),
                        "outputs": {}, "files": [], "seconds": time.monotonic() - started}
@@ -185,21 +189,30 @@ class SweepWorker:
             f.write(data)
         return local
 
-    def cancel(self) -> bool:
-        """Stops the running point at its next node (called while run_point runs: the actor takes
-        two calls at once)."""
-        token = self._cancel
-        if token is not None:
+    def cancel(self) -> int:
+        """Stops the running point at its next node and the waiting one before it starts (called
+        while run_point runs: the actor takes calls side by side). The actor is done after it."""
+        self._stopping = True
+        tokens = list(self._tokens)
+        for token in tokens:
             token.cancel()
         if self._engine is not None:
             self._engine.interrupt()
-        return token is not None
+        return len(tokens)
 
     def leave(self) -> None:
         """Ends this process so Ray starts a fresh actor (a fresh engine): used when a node ignored
         the interrupt and keeps the engine busy for good."""
         sys.stderr.flush()
         os._exit(1)
+
+
+def _cancelled_line(point: Dict[str, Any]) -> Dict[str, Any]:
+    line = {"event": "point_done", "point": point["index"], "params": point.get("params") or {}, "seconds": 0.0,
+            "ok": False, "error": {"code": "cancelled", "message": "sweep cancelled"}}
+    if point.get("image"):
+        line["image"] = point["image"]
+    return line
 
 
 def _sweep_one(engine, store, workflows: List[Tuple[str, Any]], point: Dict[str, Any], options: Dict[str, Any]):

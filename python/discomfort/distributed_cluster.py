@@ -24,6 +24,7 @@ INSTALL_HINT = ("Ray is not installed in this Python: pip install 'discomfort[ra
 _LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 PROBE_SECONDS = 3.0
+_CONNECT_RETRIES = 6  # about a second each
 
 
 class SweepError(Exception):
@@ -123,6 +124,7 @@ def connect(address: str, workers_per_node: int, log: Callable[[str], None]) -> 
         return Connection(ray, address)
     if kind == "remote":
         probe(*detail)
+        _give_up_sooner(ray)
     _python_for_ray()
     init_options: Dict[str, Any] = {"log_to_driver": True, "configure_logging": True, "logging_level": "WARNING"}
     if loopback:
@@ -139,8 +141,18 @@ def connect(address: str, workers_per_node: int, log: Callable[[str], None]) -> 
     try:
         ray.init(address="auto" if kind == "auto" else f"{detail[0]}:{detail[1]}", **init_options)
     except ConnectionError as exc:
-        raise SweepError(f"cannot connect to the Ray cluster at {address}: {exc}", code="io") from exc
+        raise SweepError(f"cannot connect to the Ray cluster at {address}: {exc} (is a Ray head, `ray start --head`, "
+                         f"listening there? Its GCS port is 6379 by default)", code="io") from exc
     return Connection(ray, address, initialized_here=True)
+
+
+def _give_up_sooner(ray) -> None:
+    """Something answers at the address (the probe passed) but may not be Ray: Ray's own retries
+    would take about 20 s to say so; about 6 s unless the user set RAY_NUM_REDIS_GET_RETRIES."""
+    if "RAY_NUM_REDIS_GET_RETRIES" in os.environ:
+        return
+    from ray._private import ray_constants
+    ray_constants.NUM_REDIS_GET_RETRIES = min(ray_constants.NUM_REDIS_GET_RETRIES, _CONNECT_RETRIES)
 
 
 def start_local_cluster(nodes: int, workers_per_node: int):
@@ -179,14 +191,21 @@ def local_gpu_ids() -> List[str]:
 
 def _python_for_ray() -> None:
     """Ray starts its processes with sys.executable; inside the CLI's embedded interpreter that is
-    the CLI itself, so point it at the environment's python."""
+    the CLI itself, so point it at the environment's python. Ray also reads sys.argv[0], which an
+    embedded interpreter may not have."""
+    if not getattr(sys, "argv", None):
+        sys.argv = ["discomfort"]
     name = os.path.basename(sys.executable or "")
     if name.startswith("python"):
         return
-    for candidate in (os.path.join(sys.prefix, "bin", "python3"), os.path.join(sys.prefix, "bin", "python")):
-        if os.access(candidate, os.X_OK):
-            sys.executable = candidate
-            return
+    # The environment Ray is installed in (<env>/lib/pythonX.Y/site-packages/ray), else sys.prefix.
+    import ray
+    environment = os.path.abspath(os.path.join(os.path.dirname(ray.__file__), "..", "..", "..", ".."))
+    for folder in (environment, sys.prefix):
+        for candidate in (os.path.join(folder, "bin", "python3"), os.path.join(folder, "bin", "python")):
+            if os.access(candidate, os.X_OK):
+                sys.executable = candidate
+                return
 
 
 @dataclass

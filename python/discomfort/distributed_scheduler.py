@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 POLL_SECONDS = 0.2
+# Points sent to an actor ahead of its results: the next one is already there when a point ends,
+# so no actor waits for a round trip to the driver between two points.
+POINTS_IN_FLIGHT_PER_ACTOR = 2
 REPROBE_SECONDS = 1.0
 # After Ctrl-C, how long the workers' points get to stop (beyond the interrupt grace) before the
 # actors are killed.
@@ -32,6 +35,7 @@ class Summary:
     actor_starts: int = 0   # engine starts, each loading the setup's models once
     retried: int = 0        # point runs repeated after a lost worker
     nodes: List[str] = field(default_factory=list)
+    startup_seconds: List[float] = field(default_factory=list)  # each engine start (and setup run)
 
 
 @dataclass
@@ -45,9 +49,9 @@ class _Actor:
     number: int
     slot: Any
     handle: Any
-    state: str = "starting"  # starting | idle | busy | waiting (to be probed again) | gone
+    state: str = "starting"  # starting | ready (takes points) | waiting (to be probed again) | gone
     info: Dict[str, Any] = field(default_factory=dict)
-    task: Optional[_Task] = None
+    running: Dict[Any, _Task] = field(default_factory=dict)  # by the ObjectRef of its result
     probe_at: float = 0.0
     pids: set = field(default_factory=set)
 
@@ -76,14 +80,14 @@ class Scheduler:
         started = time.monotonic()
         try:
             self._start_actors()
-            while self.pending or any(a.state == "busy" for a in self.actors):
+            while self.pending or any(a.running for a in self.actors):
                 if self.cancelled():
                     self._cancel_all()
                     break
                 self._dispatch()
                 self._probe_due()
                 if not self.refs:
-                    if not any(a.state in ("starting", "waiting", "idle", "busy") for a in self.actors):
+                    if not any(a.state != "gone" or a.running for a in self.actors):
                         self._no_worker_left()
                         break
                     time.sleep(POLL_SECONDS)
@@ -116,7 +120,8 @@ class Scheduler:
         if self.spec.get("comfyui_path"):
             env["COMFYUI_PATH"] = self.spec["comfyui_path"]
         for slot in slots:
-            handle = remote.options(max_concurrency=2, max_restarts=self.options.max_restarts, max_task_retries=0,
+            # Room for the points in flight and a cancel() call beside them.
+            handle = remote.options(max_concurrency=POINTS_IN_FLIGHT_PER_ACTOR + 1, max_restarts=self.options.max_restarts, max_task_retries=0,
                                     runtime_env={"env_vars": env} if env else None, **slot.options).remote(self.spec)
             actor = _Actor(len(self.actors), slot, handle)
             self.actors.append(actor)
@@ -127,19 +132,21 @@ class Scheduler:
                  f"({len(self.pending)} points)")
 
     def _dispatch(self) -> None:
-        for actor in self.actors:
-            if not self.pending:
-                return
-            if actor.state != "idle":
-                continue
-            task = self.pending.popleft()
-            actor.state, actor.task = "busy", task
-            image_bytes = None
-            if self.options.ship_inputs and task.point.get("image"):
-                with open(task.point["image"], "rb") as f:
-                    image_bytes = f.read()
-            ref = actor.handle.run_point.remote(task.point, image_bytes, self.options.return_values)
-            self.refs[ref] = ("point", actor)
+        # One point to every ready actor first, then a second: a short sweep spreads over all of them.
+        for depth in range(POINTS_IN_FLIGHT_PER_ACTOR):
+            for actor in self.actors:
+                if not self.pending:
+                    return
+                if actor.state != "ready" or len(actor.running) > depth:
+                    continue
+                task = self.pending.popleft()
+                image_bytes = None
+                if self.options.ship_inputs and task.point.get("image"):
+                    with open(task.point["image"], "rb") as f:
+                        image_bytes = f.read()
+                ref = actor.handle.run_point.remote(task.point, image_bytes, self.options.return_values)
+                self.refs[ref] = ("point", actor)
+                actor.running[ref] = task
 
     def _probe_due(self) -> None:
         now = time.monotonic()
@@ -172,23 +179,24 @@ class Scheduler:
         if info["pid"] not in actor.pids:
             actor.pids.add(info["pid"])
             self.summary.actor_starts += 1
+            self.summary.startup_seconds.append(info["startup_seconds"])
             self.log(f"ray: {where} ready after {info['startup_seconds']:.1f} s"
                      + (" (setup workflow run)" if info.get("setup") else ""))
         self.ever_ready = True
-        actor.state = "idle"
+        actor.state = "ready"
 
     def _on_point(self, actor: _Actor, ref) -> None:
-        task, actor.task = actor.task, None
+        task = actor.running.pop(ref)
         exceptions = self.ray.exceptions
         try:
             reply = self.ray.get(ref)
         except exceptions.RayTaskError as exc:
             # run_point itself raised: a fault in this code, not the worker's; reported, not retried.
-            actor.state = "idle"
             self._emit(actor, task, self._failure(task, "internal", f"the worker failed: {_first_line(exc)}"))
             return
         except exceptions.RayError as exc:
-            actor.state, actor.probe_at = "waiting", time.monotonic() + REPROBE_SECONDS
+            if actor.state == "ready":  # probed again shortly: Ray may be restarting it
+                actor.state, actor.probe_at = "waiting", time.monotonic() + REPROBE_SECONDS
             self._lost(actor, task, exc)
             return
         line = reply["line"]
@@ -197,13 +205,12 @@ class Scheduler:
         if reply.get("values") is not None:
             line["values"] = reply["values"]
         self._emit(actor, task, line)
-        if reply.get("wedged"):
+        if reply.get("wedged") and actor.state == "ready":
+            # Its other point in flight is lost with the process and runs again elsewhere.
             self.log(f"ray: worker {actor.number}'s engine is wedged by a node that ignored the interrupt: "
                      f"replacing its process")
             actor.handle.leave.remote()
             actor.state, actor.probe_at = "waiting", time.monotonic() + REPROBE_SECONDS
-        else:
-            actor.state = "idle"
 
     def _lost(self, actor: _Actor, task: _Task, exc: Exception) -> None:
         cause = _first_line(exc)
@@ -274,8 +281,8 @@ class Scheduler:
     # ------------------------------------------------------------------ stopping
     def _cancel_all(self) -> None:
         self.summary.cancelled = True
-        busy = [a for a in self.actors if a.state == "busy"]
-        self.log(f"ray: cancelled; stopping {len(busy)} running point(s)")
+        busy = [a for a in self.actors if a.running]
+        self.log(f"ray: cancelled; stopping the points of {len(busy)} worker(s)")
         for actor in busy:
             actor.handle.cancel.remote()
         deadline = time.monotonic() + self.options.interrupt_grace + CANCEL_EXTRA_SECONDS

@@ -189,7 +189,8 @@ def test_feedback_demo_through_the_engine_is_bit_identical(d, exact_env):
     assert_same(frames[True], frames[False])
 
 
-def test_overhead_workflow_through_the_cli_writes_the_same_png(tmp_path):
+@pytest.mark.parametrize("workflow", [FEEDBACK, OVERHEAD], ids=["feedback_demo", "overhead_benchmark"])
+def test_the_cli_writes_the_same_pngs_both_ways(tmp_path, workflow):
     cli = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(discomfort.__file__))), "cli", "discomfort")
     if not os.access(cli, os.X_OK):
         pytest.skip(f"no CLI next to the Python package ({cli})")
@@ -197,11 +198,11 @@ def test_overhead_workflow_through_the_cli_writes_the_same_png(tmp_path):
     for exact in (True, False):
         out = tmp_path / f"out-{exact}"
         env = dict(os.environ, DISCOMFORT_EXACT_EXECUTOR="1" if exact else "0")
-        subprocess.run([cli, "run", OVERHEAD, "--iterations", "6", "--set", f"frame=@{SEED_PNG}", "--out", str(out),
+        subprocess.run([cli, "run", workflow, "--iterations", "5", "--set", f"frame=@{SEED_PNG}", "--out", str(out),
                         "--save-every", "1", "--cpu", "--work-dir", str(tmp_path / f"work-{exact}")],
                        env=env, check=True, timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         pngs[exact] = {os.path.basename(p): open(p, "rb").read() for p in sorted(glob.glob(str(out / "*.png")))}
-    assert len(pngs[True]) == 6 and pngs[True] == pngs[False]
+    assert len(pngs[True]) == 5 and pngs[True] == pngs[False]
 
 
 def test_golden_workflows_that_can_execute_here(host):

@@ -286,7 +286,9 @@ class ComfyHost:
         values.versions = dict(versions)
         values.outputs = {}
         try:
-            state = self._steady.setdefault(slot, steady_state.SlotState())
+            state = self._steady.get(slot)
+            if state is None:
+                state = self._steady[slot] = steady_state.SlotState()
             exact = exact or steady_state.exact_forced()
             key = None if exact else steady_state.prompt_fingerprint(prompt, inputs, self._registry_generation)
             plan = state.fast_plan(key)
