@@ -12,6 +12,7 @@
 #include "bridge/python_errors.h"
 #include "bridge/python_runtime.h"
 #include "bridge/value_convert.h"
+#include "engine/logging.h"
 
 namespace py = pybind11;
 namespace fs = std::filesystem;
@@ -20,13 +21,16 @@ namespace discomfort::bridge {
 namespace {
 
 std::mutex g_start_mu;
+// Held for each whole execution: ComfyUI's executor, node registry and the loaders' value table are
+// process-wide.
+std::mutex g_execution_mu;
 std::string g_started_path;  // the ComfyUI imported into this process
 nlohmann::json g_info;
 
 bool IsComfyCheckout(const fs::path& dir) {
   std::error_code ec;
-  return fs::is_regular_file(dir / "execution.py", ec) && fs::is_regular_file(dir / "nodes.py", ec) &&
-         fs::is_directory(dir / "comfy", ec);
+  return fs::is_regular_file(dir / "execution.py", ec) &&
+         fs::is_regular_file(dir / "nodes.py", ec) && fs::is_directory(dir / "comfy", ec);
 }
 
 py::object Host() { return py::module_::import("discomfort_bridge").attr("HOST"); }
@@ -49,30 +53,38 @@ Result<std::string> FindComfyUI(const std::string& explicit_path) {
   std::vector<fs::path> candidates;
   if (!explicit_path.empty()) {
     if (!IsComfyCheckout(explicit_path)) {
-      return Status(ErrorCode::kNotFound, explicit_path + " is not a ComfyUI checkout (no execution.py, nodes.py, comfy/)");
+      return Status(
+          ErrorCode::kNotFound,
+          explicit_path + " is not a ComfyUI checkout (no execution.py, nodes.py, comfy/)");
     }
     return fs::canonical(explicit_path).string();
   }
   if (const char* env = std::getenv("COMFYUI_PATH"); env != nullptr && *env) {
     if (!IsComfyCheckout(env)) {
       return Status(ErrorCode::kNotFound,
-                    std::string("COMFYUI_PATH=") + env + " is not a ComfyUI checkout (no execution.py, nodes.py, comfy/)");
+                    std::string("COMFYUI_PATH=") + env +
+                        " is not a ComfyUI checkout (no execution.py, nodes.py, comfy/)");
     }
     return fs::canonical(env).string();
   }
   const fs::path source = DISCOMFORT_SOURCE_DIR;
-  if (source.parent_path().filename() == "custom_nodes") candidates.push_back(source.parent_path().parent_path());
-  if (std::string(DISCOMFORT_DEFAULT_COMFYUI).size() > 0) candidates.emplace_back(DISCOMFORT_DEFAULT_COMFYUI);
-  if (const char* home = std::getenv("HOME"); home != nullptr) candidates.push_back(fs::path(home) / "ComfyUI");
+  if (source.parent_path().filename() == "custom_nodes")
+    candidates.push_back(source.parent_path().parent_path());
+  if (std::string(DISCOMFORT_DEFAULT_COMFYUI).size() > 0)
+    candidates.emplace_back(DISCOMFORT_DEFAULT_COMFYUI);
+  if (const char* home = std::getenv("HOME"); home != nullptr)
+    candidates.push_back(fs::path(home) / "ComfyUI");
   for (const auto& c : candidates) {
     if (IsComfyCheckout(c)) return fs::canonical(c).string();
   }
-  return Status(ErrorCode::kNotFound,
-                "no ComfyUI checkout found: set COMFYUI_PATH=/path/to/ComfyUI, install Discomfort into "
-                "ComfyUI/custom_nodes/, or put ComfyUI at ~/ComfyUI (v0.33.0 and v0.8.0 are supported)");
+  return Status(
+      ErrorCode::kNotFound,
+      "no ComfyUI checkout found: set COMFYUI_PATH=/path/to/ComfyUI, install Discomfort into "
+      "ComfyUI/custom_nodes/, or put ComfyUI at ~/ComfyUI (v0.33.0 and v0.8.0 are supported)");
 }
 
 Result<std::unique_ptr<ComfyBridge>> ComfyBridge::Start(const BridgeOptions& options) {
+  engine::UseDiscomfortLogger();  // logs on stderr (or the embedding program's sink), never stdout
   DISCOMFORT_ASSIGN_OR_RETURN(std::string comfy, FindComfyUI(options.comfyui_path));
   RuntimeOptions runtime;
   runtime.venv_python = options.venv_python;
@@ -83,7 +95,8 @@ Result<std::unique_ptr<ComfyBridge>> ComfyBridge::Start(const BridgeOptions& opt
     if (g_started_path != comfy) {
       return Status(ErrorCode::kInvalidArgument,
                     "this process already imported ComfyUI from " + g_started_path +
-                        "; one ComfyUI per process (its modules are global), cannot also use " + comfy);
+                        "; one ComfyUI per process (its modules are global), cannot also use " +
+                        comfy);
     }
     std::unique_ptr<ComfyBridge> bridge(new ComfyBridge());
     bridge->info_ = g_info;
@@ -95,14 +108,31 @@ Result<std::unique_ptr<ComfyBridge>> ComfyBridge::Start(const BridgeOptions& opt
   work = fs::absolute(work);
   py::gil_scoped_acquire gil;
   try {
-    py::object force_cpu = options.force_cpu ? py::object(py::bool_(*options.force_cpu)) : py::none();
-    py::object info = Host().attr("start")(comfy, (work / "output").string(), (work / "temp").string(),
-                                           (work / "input").string(), (work / "user").string(),
-                                           force_cpu, options.verbose, options.extra_node_paths);
+    py::object force_cpu =
+        options.force_cpu ? py::object(py::bool_(*options.force_cpu)) : py::none();
+    py::object info = Host().attr("start")(
+        comfy, (work / "output").string(), (work / "temp").string(), (work / "input").string(),
+        (work / "user").string(), force_cpu, options.verbose, options.extra_node_paths);
     g_info = ToJson(info);
+    // Python's log lines (ComfyUI, custom nodes) join the engine's: stderr, or the embedding
+    // program's sink.
+    Host().attr("forward_logging")(py::cpp_function([](int level, const std::string& text) {
+      py::gil_scoped_release release;  // a sink may block; it must not hold the interpreter
+      const auto spd = level >= 40   ? spdlog::level::err
+                       : level >= 30 ? spdlog::level::warn
+                       : level >= 20 ? spdlog::level::info
+                                     : spdlog::level::debug;
+      spdlog::log(spd, "{}", text);
+    }));
+    if (options.python_stdout_to_stderr) {
+      // A command's stdout carries only its output: a node's print() goes to stderr.
+      py::module_ sys = py::module_::import("sys");
+      sys.attr("stdout") = sys.attr("stderr");
+    }
   } catch (py::error_already_set& e) {
     Status st = StatusFromPythonError(e, ErrorCode::kPython);
-    return Status(ErrorCode::kPython, "importing ComfyUI from " + comfy + " failed: " + st.message())
+    return Status(ErrorCode::kPython,
+                  "importing ComfyUI from " + comfy + " failed: " + st.message())
         .set_traceback(st.traceback());
   }
   g_started_path = comfy;
@@ -130,7 +160,8 @@ Result<nlohmann::json> ComfyBridge::ObjectInfo() {
     // Node definitions hold tuples, enums and infinities: Python serializes, C++ parses.
     const std::string text = Host().attr("object_info")().cast<std::string>();
     nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return Status(ErrorCode::kInternal, "node definitions are not valid JSON");
+    if (j.is_discarded())
+      return Status(ErrorCode::kInternal, "node definitions are not valid JSON");
     for (const auto& [name, why] : j["failures"].items()) {
       spdlog::warn("[discomfort] node {} has no definition: {}", name, why.dump());
     }
@@ -175,7 +206,9 @@ Status StatusFromValidation(const nlohmann::json& validation, const nlohmann::js
         const size_t at = text.find(tag);
         if (at == std::string::npos) continue;
         const size_t end = at + tag.size();
-        if (end < text.size() && (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == ':')) continue;
+        if (end < text.size() &&
+            (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == ':'))
+          continue;
         where.node_id = id;
         where.class_type = node.value("class_type", "");
         break;
@@ -201,6 +234,13 @@ Status ComfyBridge::Validate(const nlohmann::json& prompt) {
 
 Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionRequest& request) {
   if (!request.prompt) return Status(ErrorCode::kInternal, "execution request without a prompt");
+  std::unique_lock<std::mutex> turn(g_execution_mu, std::defer_lock);
+  if (PyGILState_Check()) {
+    py::gil_scoped_release release;  // the thread running now may need the GIL to finish
+    turn.lock();
+  } else {
+    turn.lock();
+  }
   py::gil_scoped_acquire gil;
   try {
     py::dict inputs, versions;
@@ -226,7 +266,9 @@ Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionReq
             for (auto item : data["nodes"].cast<py::dict>()) {
               py::dict node = item.second.cast<py::dict>();
               // Only nodes that report steps (samplers, upscalers): every node "starts" at 0 of 1.
-              if (py::str(node["state"]).cast<std::string>() != "running" || node["max"].cast<double>() <= 1) continue;
+              if (py::str(node["state"]).cast<std::string>() != "running" ||
+                  node["max"].cast<double>() <= 1)
+                continue;
               forward("progress", {{"node", py::str(item.first).cast<std::string>()},
                                    {"value", node["value"].cast<double>()},
                                    {"max", node["max"].cast<double>()}});
@@ -241,8 +283,8 @@ Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionReq
         }
       });
     }
-    py::dict result =
-        Host().attr("execute")(request.slot, JsonToPython(*request.prompt), inputs, versions, on_event);
+    py::dict result = Host().attr("execute")(request.slot, JsonToPython(*request.prompt), inputs,
+                                             versions, on_event, py::arg("exact") = request.exact);
 
     const bool ok = result["ok"].cast<bool>();
     const std::string stage = result["stage"].cast<std::string>();
@@ -252,13 +294,17 @@ Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionReq
       return st;
     }
     if (!ok || result.contains("error")) {
-      nlohmann::json error = result.contains("error") ? ToJson(result["error"]) : nlohmann::json::object();
+      nlohmann::json error =
+          result.contains("error") ? ToJson(result["error"]) : nlohmann::json::object();
       ErrorLocation where;
       where.workflow = request.workflow_name;
       where.node_id = JsonString(error, "node_id");
       where.class_type = JsonString(error, "class_type");
       const bool interrupted = result.contains("interrupted");
       std::string message = JsonString(error, "message");
+      // Python messages may end with the newline of a formatted exception: one line per error.
+      while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())))
+        message.pop_back();
       const std::string type = JsonString(error, "exception_type");
       if (!type.empty()) message = type + ": " + message;
       if (message.empty()) message = "execution failed";
@@ -282,7 +328,8 @@ Result<engine::ExecutionOutcome> ComfyBridge::Execute(const engine::ExecutionReq
     st.where().workflow = request.workflow_name;
     return st;
   } catch (const py::cast_error& e) {
-    return Status(ErrorCode::kInternal, std::string("unexpected result from the Python host: ") + e.what());
+    return Status(ErrorCode::kInternal,
+                  std::string("unexpected result from the Python host: ") + e.what());
   }
 }
 
@@ -291,7 +338,24 @@ void ComfyBridge::Interrupt() {
   try {
     Host().attr("interrupt")();
   } catch (py::error_already_set& e) {
-    spdlog::error("[discomfort] interrupt failed: {}", StatusFromPythonError(e, ErrorCode::kPython).ToString());
+    spdlog::error("[discomfort] interrupt failed: {}",
+                  StatusFromPythonError(e, ErrorCode::kPython).ToString());
+  }
+}
+
+Status ComfyBridge::LoadNodes(const std::string& path) {
+  py::gil_scoped_acquire gil;
+  try {
+    Host().attr("load_nodes")(path);
+    return Status::Ok();
+  } catch (py::error_already_set& e) {
+    const bool missing = e.matches(PyExc_FileNotFoundError);
+    Status st = StatusFromPythonError(e, ErrorCode::kPython);
+    ErrorLocation where;
+    where.workflow = path;
+    return Status(missing ? ErrorCode::kNotFound : ErrorCode::kPython,
+                  "loading custom nodes from " + path + " failed: " + st.message(), where)
+        .set_traceback(st.traceback());
   }
 }
 

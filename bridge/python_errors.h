@@ -3,7 +3,7 @@
 
 #include <pybind11/pybind11.h>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::bridge {
 

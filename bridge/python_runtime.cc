@@ -1,5 +1,7 @@
 #include "bridge/python_runtime.h"
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -17,6 +19,28 @@ namespace {
 std::once_flag g_init_once;
 Status g_init_status;
 bool g_embedded = false;
+
+}  // namespace
+
+// An installed copy is <prefix>/bin or <prefix>/lib beside <prefix>/share/discomfort/python, as
+// `cmake --install` lays it out.
+std::string BridgePythonDir() {
+  if (const char* env = std::getenv("DISCOMFORT_BRIDGE_PYTHON_DIR"); env != nullptr && *env)
+    return env;
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&BridgePythonDir), &info) != 0 && info.dli_fname != nullptr) {
+    std::error_code ec;
+    const auto binary = std::filesystem::canonical(info.dli_fname, ec);
+    if (!ec) {
+      const auto installed = binary.parent_path().parent_path() / "share" / "discomfort" / "python";
+      if (std::filesystem::is_directory(installed / "discomfort_bridge", ec))
+        return installed.string();
+    }
+  }
+  return DISCOMFORT_PYTHON_DIR;
+}
+
+namespace {
 
 std::string ChooseVenvPython(const RuntimeOptions& options) {
   if (!options.venv_python.empty()) return options.venv_python;
@@ -58,9 +82,10 @@ Status StartEmbedded(const RuntimeOptions& options) {
   {
     try {
       py::module_ sys = py::module_::import("sys");
-      sys.attr("path").attr("insert")(0, DISCOMFORT_PYTHON_DIR);
+      sys.attr("path").attr("insert")(0, BridgePythonDir());
       spdlog::debug("[discomfort] embedded Python {} (prefix {})",
-                    sys.attr("version").cast<std::string>(), sys.attr("prefix").cast<std::string>());
+                    sys.attr("version").cast<std::string>(),
+                    sys.attr("prefix").cast<std::string>());
     } catch (py::error_already_set& e) {
       result = StatusFromPythonError(e, ErrorCode::kPython);
     }
@@ -78,7 +103,7 @@ Status EnsurePythonRuntime(const RuntimeOptions& options) {
       // Python hosts us (the discomfort module, a live ComfyUI): make our package importable.
       py::gil_scoped_acquire gil;
       try {
-        py::module_::import("sys").attr("path").attr("insert")(0, DISCOMFORT_PYTHON_DIR);
+        py::module_::import("sys").attr("path").attr("insert")(0, BridgePythonDir());
       } catch (py::error_already_set& e) {
         g_init_status = StatusFromPythonError(e, ErrorCode::kPython);
       }

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::bridge {
 
@@ -17,6 +17,11 @@ struct RuntimeOptions {
 
 // Idempotent and thread-safe. On return the calling thread does not hold the GIL.
 Status EnsurePythonRuntime(const RuntimeOptions& options = {});
+
+// The folder holding the bridge's Python package (discomfort_bridge):
+// $DISCOMFORT_BRIDGE_PYTHON_DIR, else beside an installed copy (<prefix>/share/discomfort/python),
+// else the source tree.
+std::string BridgePythonDir();
 
 // True when this process started the interpreter (a C++ host), false when Python hosts us.
 bool PythonIsEmbedded();

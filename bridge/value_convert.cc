@@ -19,7 +19,8 @@ uint64_t TensorBytesInside(py::handle object, int depth = 0) {
   }
   uint64_t total = 0;
   if (py::isinstance<py::dict>(object)) {
-    for (auto item : py::reinterpret_borrow<py::dict>(object)) total += TensorBytesInside(item.second, depth + 1);
+    for (auto item : py::reinterpret_borrow<py::dict>(object))
+      total += TensorBytesInside(item.second, depth + 1);
   } else if (py::isinstance<py::list>(object) || py::isinstance<py::tuple>(object)) {
     for (py::handle item : object) total += TensorBytesInside(item, depth + 1);
   }
@@ -105,12 +106,18 @@ py::object JsonToPythonAt(const nlohmann::json& json, int depth) {
     throw py::error_already_set();
   }
   switch (json.type()) {
-    case nlohmann::json::value_t::null: return py::none();
-    case nlohmann::json::value_t::boolean: return py::bool_(json.get<bool>());
-    case nlohmann::json::value_t::number_integer: return py::int_(json.get<int64_t>());
-    case nlohmann::json::value_t::number_unsigned: return py::int_(json.get<uint64_t>());
-    case nlohmann::json::value_t::number_float: return py::float_(json.get<double>());
-    case nlohmann::json::value_t::string: return py::str(json.get_ref<const std::string&>());
+    case nlohmann::json::value_t::null:
+      return py::none();
+    case nlohmann::json::value_t::boolean:
+      return py::bool_(json.get<bool>());
+    case nlohmann::json::value_t::number_integer:
+      return py::int_(json.get<int64_t>());
+    case nlohmann::json::value_t::number_unsigned:
+      return py::int_(json.get<uint64_t>());
+    case nlohmann::json::value_t::number_float:
+      return py::float_(json.get<double>());
+    case nlohmann::json::value_t::string:
+      return py::str(json.get_ref<const std::string&>());
     case nlohmann::json::value_t::array: {
       py::list list;
       for (const auto& item : json) list.append(JsonToPythonAt(item, depth + 1));
@@ -118,10 +125,12 @@ py::object JsonToPythonAt(const nlohmann::json& json, int depth) {
     }
     case nlohmann::json::value_t::object: {
       py::dict dict;
-      for (const auto& [key, item] : json.items()) dict[py::str(key)] = JsonToPythonAt(item, depth + 1);
+      for (const auto& [key, item] : json.items())
+        dict[py::str(key)] = JsonToPythonAt(item, depth + 1);
       return dict;
     }
-    default: return py::none();
+    default:
+      return py::none();
   }
 }
 
@@ -133,7 +142,8 @@ storage::Value ValueFromPython(py::handle object) {
   }
   nlohmann::json json;
   if (PythonToJson(object, &json)) return storage::Value::Json(std::move(json));
-  return storage::Value::Host(std::make_shared<PyObjectHandle>(py::reinterpret_borrow<py::object>(object)));
+  return storage::Value::Host(
+      std::make_shared<PyObjectHandle>(py::reinterpret_borrow<py::object>(object)));
 }
 
 Result<py::object> ValueToPython(const storage::Value& value) {
@@ -145,15 +155,16 @@ Result<py::object> ValueToPython(const storage::Value& value) {
     case storage::ValueKind::kHostObject: {
       auto handle = std::dynamic_pointer_cast<PyObjectHandle>(value.host());
       if (!handle) {
-        return Status(ErrorCode::kTypeMismatch,
-                      "the context holds a host object of type " + value.host()->TypeName() +
-                          " that is not a Python object");
+        return Status(ErrorCode::kTypeMismatch, "the context holds a host object of type " +
+                                                    value.host()->TypeName() +
+                                                    " that is not a Python object");
       }
       return handle->object();
     }
     case storage::ValueKind::kRecipe:
-      return Status(ErrorCode::kTypeMismatch,
-                    "a recipe must be executed to recreate its object before it can be passed to a node");
+      return Status(
+          ErrorCode::kTypeMismatch,
+          "a recipe must be executed to recreate its object before it can be passed to a node");
     case storage::ValueKind::kNone:
       return py::object(py::none());
   }

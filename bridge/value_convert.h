@@ -5,7 +5,7 @@
 
 #include <pybind11/pybind11.h>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/value.h"
 
 namespace discomfort::bridge {

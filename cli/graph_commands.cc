@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -14,6 +13,7 @@
 #include "graph/ui_to_api.h"
 #include "graph/workflow.h"
 #include "graph/workflow_ops.h"
+#include "storage/filesystem.h"
 
 namespace discomfort::cli {
 namespace {
@@ -81,22 +81,21 @@ Status WriteOutput(const json& doc, const std::string& path) {
     std::cout << text;
     return Status::Ok();
   }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  ErrorLocation where;
-  where.workflow = path;
-  if (!out) return Status(ErrorCode::kIO, "cannot open the output file for writing", where);
-  out << text;
-  out.close();
-  if (!out) return Status(ErrorCode::kIO, "writing the output file failed", where);
-  return Status::Ok();
+  Status st = storage::WriteWholeFile(*storage::FileSystem::Default(), path, text, /*sync=*/false);
+  if (!st.ok()) st.where().workflow = path;
+  return st;
 }
 
 Result<json> LoadWorkflow(const std::string& path) {
-  auto doc = graph::LoadJsonFile(path);
+  ErrorLocation where;
+  where.workflow = path;
+  auto text = storage::FileSystem::Default()->ReadFile(path);
+  if (!text.ok())
+    return Status(text.status().code(), "cannot read " + path + ": " + text.status().message(),
+                  where);
+  auto doc = graph::ParseJsonText(*text, path);
   if (!doc.ok()) return doc;
   if (graph::DetectFormat(*doc) == graph::WorkflowFormat::kUnknown) {
-    ErrorLocation where;
-    where.workflow = path;
     return Status(ErrorCode::kParse,
                   "not a ComfyUI workflow: expected a UI workflow (with 'nodes') or an API prompt",
                   where);

@@ -106,6 +106,11 @@ else()
   message(STATUS "Embedding the shared ${_lib_python}")
 endif()
 add_library(discomfort::python_embed ALIAS discomfort_python_embed)
+# Shared libraries that embed the interpreter (the C++ SDK) link the shared libpython: a static,
+# non-PIC libpython cannot go into a shared object.
+add_library(discomfort_python_shared INTERFACE)
+target_link_libraries(discomfort_python_shared INTERFACE "${_lib_python}")
+add_library(discomfort::python_shared ALIAS discomfort_python_shared)
 set(DISCOMFORT_PYTHON_EXT_SUFFIX "" CACHE INTERNAL "")
 execute_process(COMMAND "${DISCOMFORT_PYTHON}" -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"
   OUTPUT_VARIABLE DISCOMFORT_PYTHON_EXT_SUFFIX OUTPUT_STRIP_TRAILING_WHITESPACE)

@@ -47,7 +47,8 @@ Result<Condition> Condition::Parse(const std::string& expression) {
     parser.SetExpr(expression);
     for (const auto& [name, _] : parser.GetUsedVar()) c.variables_.push_back(name);
   } catch (const mu::Parser::exception_type& e) {
-    return ExpressionError(expression, e.GetMsg() + " (at position " + std::to_string(e.GetPos()) + ")");
+    return ExpressionError(expression,
+                           e.GetMsg() + " (at position " + std::to_string(e.GetPos()) + ")");
   }
   return c;
 }
@@ -68,7 +69,8 @@ Result<bool> Condition::Evaluate(const Lookup& lookup, const storage::Context& c
     try {
       return callback_(context);
     } catch (const std::exception& e) {
-      return Status(ErrorCode::kInvalidArgument, "condition callback '" + text_ + "' threw: " + e.what());
+      return Status(ErrorCode::kInvalidArgument,
+                    "condition callback '" + text_ + "' threw: " + e.what());
     }
   }
   std::map<std::string, double> values;
@@ -85,7 +87,8 @@ Result<bool> Condition::Evaluate(const Lookup& lookup, const storage::Context& c
     } else if (value->is_tensor() && value->tensor().numel() == 1) {
       values[name] = value->tensor().item<double>();  // a 1-element score tensor
     } else {
-      return ExpressionError(text_, "'" + name + "' is " + value->Describe() + ", not a number or boolean");
+      return ExpressionError(
+          text_, "'" + name + "' is " + value->Describe() + ", not a number or boolean");
     }
   }
   try {

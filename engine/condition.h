@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/context.h"
 
 namespace discomfort::engine {

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/value.h"
 
 namespace discomfort::engine {
@@ -29,6 +29,10 @@ struct ExecutionRequest {
   // Live progress while the prompt runs: ("node_start", {"node"}), ("progress", {"node", "value",
   // "max"}), ("cached", {"nodes"}). Called on the executing thread; must return quickly.
   std::function<void(const std::string& event, const nlohmann::json& data)> on_progress;
+  // ComfyUI's full prompt round every time (validation, cache keys of every node, the execution
+  // list) instead of the steady-state path that, after the first iteration, runs only the nodes
+  // whose inputs changed. Both give the same results; this one is for comparison and doubt.
+  bool exact = false;
 };
 
 struct NodeTiming {

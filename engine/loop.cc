@@ -1,18 +1,16 @@
 #include "engine/loop.h"
 
-#include <cctype>
 #include <chrono>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <mutex>
+#include <utility>
 
 #include <spdlog/spdlog.h>
-#include <tbb/task_group.h>
 
+#include "base/thread_annotations.h"
 #include "engine/image_io.h"
+#include "engine/image_writer.h"
 #include "engine/port_types.h"
 #include "engine/timed_execution.h"
+#include "engine/trace.h"
 
 namespace discomfort::engine {
 namespace {
@@ -36,65 +34,466 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string SanitizeForFileName(const std::string& name) {
-  std::string out;
-  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
-  return out.empty() ? "port" : out;
-}
-
-// PNG encoding in the background: iteration N's images encode while N+1 executes.
-class ImageWriter {
- public:
-  explicit ImageWriter(std::string dir) : dir_(std::move(dir)) {}
-  ~ImageWriter() { tasks_.wait(); }
-
-  // Returns the file names the image will have; the encode runs on a TBB worker.
-  std::vector<std::string> Write(const std::string& uid, int iteration, const at::Tensor& image) {
-    char index[16];
-    std::snprintf(index, sizeof(index), "%05d", iteration);
-    const std::string stem = (std::filesystem::path(dir_) / (SanitizeForFileName(uid) + "_" + index)).string();
-    const int64_t batch = image.dim() >= 3 ? image.size(0) : 1;
-    std::vector<std::string> names;
-    for (int64_t b = 0; b < batch; ++b) names.push_back(stem + (batch == 1 ? std::string() : "_" + std::to_string(b)) + ".png");
-    tasks_.run([this, image, stem] {
-      Status st;
-      try {
-        auto written = WriteImagePngs(image, stem);
-        if (!written.ok()) st = written.status();
-      } catch (const std::exception& e) {  // no exception may escape a TBB task
-        st = Status(ErrorCode::kInternal, std::string("PNG encoding: ") + e.what());
-      }
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (first_error_.ok()) first_error_ = st;
-      }
-    });
-    return names;
-  }
-
-  Status Wait() {
-    tasks_.wait();
-    std::lock_guard<std::mutex> lock(mu_);
-    return first_error_;
-  }
-
- private:
-  std::string dir_;
-  tbb::task_group tasks_;
-  std::mutex mu_;
-  Status first_error_;
-};
-
 // Cancels and timeouts end the run whatever the stage's error policy: no retry, no skip.
 bool EndsTheRun(const Status& st) {
   return st.code() == ErrorCode::kCancelled || st.code() == ErrorCode::kTimeout;
 }
 
-Status WithLocation(Status st, int iteration, const std::string& stage, const std::string& workflow) {
+Status WithLocation(Status st, int iteration, const std::string& stage,
+                    const std::string& workflow) {
   st.where().iteration = iteration;
   if (st.where().stage.empty()) st.where().stage = stage;
   if (st.where().workflow.empty()) st.where().workflow = workflow;
   return st;
+}
+
+// The numbers, booleans and short strings an iteration committed (a score, a prompt), for monitors
+// and the run report; tensors and objects are described by workflow_done's `outputs`.
+json ScalarValues(const Pending& pending) {
+  json values = json::object();
+  for (const auto& [uid, pv] : pending) {
+    if (!pv.value.is_json()) continue;
+    const json& v = pv.value.json();
+    if (v.is_number() || v.is_boolean() ||
+        (v.is_string() && v.get_ref<const std::string&>().size() <= 1000)) {
+      values[uid] = v;
+    }
+  }
+  return values;
+}
+
+Status CheckLoopOptions(const LoopOptions& options) {
+  if (options.iterations < 0) return Status(ErrorCode::kInvalidArgument, "iterations must be >= 0");
+  // A week at most: larger values overflow the clock's deadline arithmetic.
+  for (double seconds : {options.iteration_timeout, options.interrupt_grace}) {
+    if (!(seconds >= 0 && seconds <= 604800)) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "iteration_timeout and interrupt_grace must be from 0 to 604800 seconds");
+    }
+  }
+  if (options.save_every < 0) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "save_every must be >= 0 (0: the last iteration only)");
+  }
+  return Status::Ok();
+}
+
+// ComfyUI reports when each node starts; a node ends when the next one starts or the workflow
+// returns. Recorded as complete spans on the loop's track, whatever thread reports the start (a
+// timed execution runs on a helper thread).
+class NodeSpans {
+ public:
+  NodeSpans(TraceWriter* trace, const PreparedWorkflow& wf)
+      : trace_(trace), wf_(wf), track_(trace != nullptr ? TraceWriter::CurrentTrack() : -1) {}
+  ~NodeSpans() { Finish(); }
+  void Start(const std::string& node) {
+    if (trace_ == nullptr) return;
+    MutexLock lock(mu_);
+    CloseLocked(Clock::now());
+    node_ = node;
+    started_ = Clock::now();
+  }
+  void Finish() {
+    if (trace_ == nullptr) return;
+    MutexLock lock(mu_);
+    CloseLocked(Clock::now());
+  }
+
+ private:
+  void CloseLocked(Clock::time_point now) REQUIRES(mu_) {
+    if (node_.empty()) return;
+    std::string class_type;
+    if (auto it = wf_.executable_prompt->find(node_); it != wf_.executable_prompt->end()) {
+      class_type = it->value("class_type", "");
+    }
+    trace_->Complete("node", class_type + " #" + node_, started_, now,
+                     {{"node", node_}, {"class_type", class_type}, {"workflow", wf_.name}}, track_);
+    node_.clear();
+  }
+
+  TraceWriter* const trace_;
+  const PreparedWorkflow& wf_;
+  const int track_;
+  Mutex mu_;
+  std::string node_ GUARDED_BY(mu_);
+  Clock::time_point started_ GUARDED_BY(mu_);
+};
+
+// A workflow's request with the context values it reads pinned until the request is done.
+struct GatheredInputs {
+  ExecutionRequest request;
+  std::vector<storage::PinnedValue> pins;
+};
+
+// One call of LoopRunner::RunStages: the run's state and its steps.
+class LoopRun {
+ public:
+  LoopRun(Executor& executor, storage::Context& context, const std::vector<Stage>& stages,
+          const LoopOptions& options)
+      : executor_(executor),
+        context_(context),
+        stages_(stages),
+        options_(options),
+        fs_(options.fs != nullptr ? options.fs : storage::FileSystem::Default()),
+        images_(options.output_dir, fs_, options.trace) {}
+
+  Result<LoopResult> Run();
+
+ private:
+  void Emit(json event) const;
+  Status Fail(Status st);
+  bool Cancelled() const { return options_.cancel != nullptr && options_.cancel->load(); }
+  bool Timed() const { return options_.iteration_timeout > 0; }
+  DeadlineOptions DeadlineFor(Clock::time_point iteration_start) const;
+
+  // An error ends the run; everything a stage's policy absorbs stays inside.
+  Status RunIteration(int it);
+  Status RunStage(const Stage& stage, int it, Pending& pending, IterationReport& report);
+  Status RunStageAttempt(const Stage& stage, int it, Pending& stage_pending,
+                         IterationReport& report);
+  Status RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int it, Pending& stage_pending,
+                     IterationReport& report);
+  Result<GatheredInputs> GatherInputs(const PreparedWorkflow& wf, const Pending& pending);
+  Status CommitIteration(int it, const Pending& pending, IterationReport& report);
+  void WriteImages(const Pending& outputs, int iteration, IterationReport* report);
+  void ReportFinalOutputs();
+
+  Executor& executor_;
+  storage::Context& context_;
+  const std::vector<Stage>& stages_;
+  const LoopOptions& options_;
+  storage::FileSystem* const fs_;
+  ImageWriter images_;
+  DeadlineOptions deadline_;
+  LoopResult result_;
+  // The last finished iteration's image outputs while they are not written yet (save_every).
+  Pending unsaved_;
+  int unsaved_iteration_ = -1;
+};
+
+void LoopRun::Emit(json event) const {
+  if (!options_.on_event) return;
+  event["time"] =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  options_.on_event(event);
+}
+
+Status LoopRun::Fail(Status st) {
+  images_.Wait().IgnoreError();  // the run's own error is the one to report
+  Emit({{"event", "error"}, {"error", st.ToJson()}});
+  return st;
+}
+
+DeadlineOptions LoopRun::DeadlineFor(Clock::time_point iteration_start) const {
+  DeadlineOptions deadline;
+  if (!Timed()) return deadline;
+  deadline.now = options_.clock;
+  deadline.deadline =
+      iteration_start + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(options_.iteration_timeout));
+  deadline.limit_seconds = options_.iteration_timeout;
+  deadline.grace_seconds = options_.interrupt_grace;
+  deadline.cancel = options_.cancel;
+  return deadline;
+}
+
+Result<LoopResult> LoopRun::Run() {
+  DISCOMFORT_RETURN_IF_ERROR(CheckLoopOptions(options_));
+  if (!options_.output_dir.empty()) {
+    if (Status st = fs_->CreateDir(options_.output_dir); !st.ok()) {
+      return Status(st.code(),
+                    "cannot create output folder " + options_.output_dir + ": " + st.message());
+    }
+  }
+  result_.iterations_completed = options_.first_iteration;
+  Emit({{"event", "run_start"},
+        {"iterations", options_.iterations},
+        {"first_iteration", options_.first_iteration}});
+  for (int it = options_.first_iteration; it < options_.iterations; ++it) {
+    DISCOMFORT_RETURN_IF_ERROR(RunIteration(it));
+    if (options_.until) {
+      auto stop = options_.until->Evaluate(context_);
+      if (!stop.ok()) return Fail(WithLocation(stop.TakeStatus(), it, "", ""));
+      if (*stop) {
+        result_.stopped_by_until = true;
+        break;
+      }
+    }
+  }
+  // Stopped by `until` between two saves: its last iteration is written too.
+  if (unsaved_iteration_ >= 0) WriteImages(unsaved_, unsaved_iteration_, nullptr);
+  if (Status st = images_.Wait(); !st.ok()) return Fail(st);
+  ReportFinalOutputs();
+  Emit({{"event", "run_done"},
+        {"iterations_completed", result_.iterations_completed},
+        {"stopped_by_until", result_.stopped_by_until}});
+  return std::move(result_);
+}
+
+Status LoopRun::RunIteration(int it) {
+  TraceSpan span(options_.trace, "iteration", "iteration " + std::to_string(it),
+                 {{"iteration", it}});
+  const auto iteration_start = Clock::now();
+  deadline_ = DeadlineFor(options_.clock ? options_.clock() : iteration_start);
+  if (Status st = context_.Put(kIterationKey, storage::Value::Json(it)); !st.ok()) {
+    return Fail(WithLocation(st, it, "", ""));
+  }
+  if (Status st = context_.Put(kIterationsKey, storage::Value::Json(options_.iterations));
+      !st.ok()) {
+    return Fail(WithLocation(st, it, "", ""));
+  }
+  Emit({{"event", "iteration_start"}, {"iteration", it}});
+  Pending pending;
+  IterationReport report;
+  report.iteration = it;
+  for (const Stage& stage : stages_) {
+    Status st = RunStage(stage, it, pending, report);
+    if (!st.ok()) {
+      if (EndsTheRun(st) && options_.checkpoint_every > 0) {
+        // The context holds the last finished iteration: resuming starts right after it.
+        if (SaveCheckpoint(context_, options_.checkpoint_dir, options_.checkpoint_manifest, it, fs_)
+                .ok()) {
+          Emit({{"event", "checkpoint"}, {"iteration", it - 1}, {"dir", options_.checkpoint_dir}});
+        }
+      }
+      return Fail(st);
+    }
+  }
+  DISCOMFORT_RETURN_IF_ERROR(CommitIteration(it, pending, report));
+  report.seconds = SecondsSince(iteration_start);
+  result_.iterations_completed = it + 1;
+  Emit({{"event", "iteration_done"},
+        {"iteration", it},
+        {"seconds", report.seconds},
+        {"files", report.files},
+        {"stages_run", report.stages_run},
+        {"stages_failed", report.stages_failed},
+        {"values", ScalarValues(pending)}});
+  if (options_.on_iteration) options_.on_iteration(report);
+  if (options_.max_reports > 0) {
+    if (result_.reports.size() >= options_.max_reports)
+      result_.reports.erase(result_.reports.begin());
+    result_.reports.push_back(std::move(report));
+  }
+  if (options_.checkpoint_every > 0 && (it + 1) % options_.checkpoint_every == 0) {
+    if (Status st = SaveCheckpoint(context_, options_.checkpoint_dir, options_.checkpoint_manifest,
+                                   it + 1, fs_);
+        !st.ok()) {
+      return Fail(WithLocation(st, it, "", ""));
+    }
+    Emit({{"event", "checkpoint"}, {"iteration", it}, {"dir", options_.checkpoint_dir}});
+  }
+  return Status::Ok();
+}
+
+// The stage's `when`, then its attempts under its error policy. Ok also when the policy skipped it.
+Status LoopRun::RunStage(const Stage& stage, int it, Pending& pending, IterationReport& report) {
+  TraceSpan span(options_.trace, "stage", "stage " + stage.name,
+                 {{"iteration", it}, {"stage", stage.name}});
+  if (stage.when) {
+    auto lookup = [this, &pending](const std::string& key) -> Result<storage::Value> {
+      auto p = pending.find(key);
+      if (p != pending.end()) return p->second.value;
+      return context_.Get(key);
+    };
+    auto run_it = stage.when->Evaluate(lookup, context_);
+    if (!run_it.ok()) return WithLocation(run_it.TakeStatus(), it, stage.name, "");
+    if (!*run_it) {
+      if (options_.trace)
+        options_.trace->Instant("stage", "skipped: " + stage.name, {{"when", stage.when->text()}});
+      Emit({{"event", "stage_skipped"},
+            {"iteration", it},
+            {"stage", stage.name},
+            {"when", stage.when->text()}});
+      return Status::Ok();
+    }
+  }
+  const int attempts = stage.on_error == ErrorPolicy::kRetry ? stage.retries + 1 : 1;
+  Status st;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    Pending stage_pending = pending;  // each attempt starts from the values before the stage
+    st = RunStageAttempt(stage, it, stage_pending, report);
+    if (st.ok()) {
+      pending = std::move(stage_pending);
+      report.stages_run.push_back(stage.name);
+      return st;
+    }
+    if (EndsTheRun(st)) return st;
+    if (options_.trace)
+      options_.trace->Instant("failure", "failed: " + stage.name, {{"error", st.ToString()}});
+    if (attempt + 1 < attempts) {
+      if (options_.trace)
+        options_.trace->Instant("stage", "retry: " + stage.name, {{"attempt", attempt + 1}});
+      spdlog::warn("[discomfort] {} — retrying stage '{}' ({}/{})", st.ToString(), stage.name,
+                   attempt + 1, stage.retries);
+      Emit({{"event", "stage_retry"},
+            {"iteration", it},
+            {"stage", stage.name},
+            {"attempt", attempt + 1},
+            {"error", st.ToJson()}});
+    }
+  }
+  if (stage.on_error != ErrorPolicy::kSkip) return st;
+  spdlog::warn("[discomfort] {} — stage '{}' skipped for this iteration", st.ToString(),
+               stage.name);
+  Emit({{"event", "stage_failed"},
+        {"iteration", it},
+        {"stage", stage.name},
+        {"error", st.ToJson()}});
+  report.stages_failed.push_back(stage.name);
+  return Status::Ok();
+}
+
+Status LoopRun::RunStageAttempt(const Stage& stage, int it, Pending& stage_pending,
+                                IterationReport& report) {
+  for (const PreparedWorkflow& wf : stage.workflows) {
+    if (Cancelled()) {
+      return WithLocation(
+          Status(ErrorCode::kCancelled, "cancelled; the context holds the last finished iteration"),
+          it, stage.name, wf.name);
+    }
+    DISCOMFORT_RETURN_IF_ERROR(RunWorkflow(stage, wf, it, stage_pending, report));
+  }
+  return Status::Ok();
+}
+
+Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const Pending& pending) {
+  GatheredInputs gathered;
+  ExecutionRequest& request = gathered.request;
+  request.slot = wf.slot;
+  request.workflow_name = wf.name;
+  request.exact = options_.exact_executor;
+  request.prompt = wf.executable_prompt;
+  for (const graph::Port& port : wf.ports.inputs) {
+    if (auto p = pending.find(port.unique_id); p != pending.end()) {
+      DISCOMFORT_RETURN_IF_ERROR(CheckPortValue(port, p->second.value));
+      request.inputs[port.unique_id] = p->second.value;
+      request.versions[port.unique_id] = p->second.version;
+      continue;
+    }
+    auto pinned = context_.Pin(port.unique_id);
+    if (!pinned.ok()) {
+      if (pinned.status().code() != ErrorCode::kNotFound) return pinned.TakeStatus();
+      ErrorLocation where;
+      where.node_id = port.node_id;
+      where.class_type = graph::kPortClass;
+      where.port = port.unique_id;
+      return Status(ErrorCode::kNotFound,
+                    "INPUT port '" + port.unique_id + "' has no value: pass one (CLI --set " +
+                        port.unique_id +
+                        "=VALUE, or inputs= in the API) or produce it by an OUTPUT port of an "
+                        "earlier workflow",
+                    where);
+    }
+    DISCOMFORT_RETURN_IF_ERROR(CheckPortValue(port, pinned->value()));
+    request.inputs[port.unique_id] = pinned->value();
+    request.versions[port.unique_id] = pinned->version();
+    gathered.pins.push_back(std::move(pinned).value());
+  }
+  return gathered;
+}
+
+Status LoopRun::RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int it,
+                            Pending& stage_pending, IterationReport& report) {
+  auto gathered = GatherInputs(wf, stage_pending);
+  if (!gathered.ok()) return WithLocation(gathered.TakeStatus(), it, stage.name, wf.name);
+  ExecutionRequest& request = gathered->request;
+  TraceSpan span(options_.trace, "workflow", "workflow " + wf.name,
+                 {{"iteration", it}, {"stage", stage.name}, {"workflow", wf.name}});
+  NodeSpans nodes(options_.trace, wf);
+  if (options_.on_event || options_.trace) {
+    request.on_progress = [this, it, &stage, &wf, &nodes](const std::string& event,
+                                                          const json& data) {
+      if (event == "node_start") nodes.Start(data.value("node", ""));
+      if (!options_.on_event) return;
+      json e = data;
+      e["event"] = event;
+      e["iteration"] = it;
+      e["stage"] = stage.name;
+      e["workflow"] = wf.name;
+      if (event == "node_start") {
+        auto node = wf.executable_prompt->find(data.value("node", ""));
+        if (node != wf.executable_prompt->end()) e["class_type"] = node->value("class_type", "");
+      }
+      Emit(std::move(e));
+    };
+  }
+  const auto workflow_start = Clock::now();
+  if (!Timed()) {
+    // A node an earlier timed run left running still owns ComfyUI.
+    if (Status st = WaitForAbandonedExecution(options_.interrupt_grace); !st.ok()) {
+      return WithLocation(st, it, stage.name, wf.name);
+    }
+  }
+  auto outcome = Timed() ? ExecuteWithDeadline(executor_, std::move(request), deadline_)
+                         : executor_.Execute(request);
+  nodes.Finish();
+  gathered->pins.clear();  // the execution is over (or abandoned, holding its own references)
+  if (!outcome.ok()) return WithLocation(outcome.TakeStatus(), it, stage.name, wf.name);
+  for (auto& [uid, value] : outcome->outputs) stage_pending[uid] = {value, ++g_pending_version};
+  for (const graph::Port& port : wf.ports.outputs) {
+    if (!outcome->outputs.count(port.unique_id)) {
+      spdlog::warn("[discomfort] iteration {}: OUTPUT port '{}' (node {}) of {} produced no value",
+                   it, port.unique_id, port.node_id, wf.name);
+    }
+  }
+  json node_times = json::array();
+  for (const auto& t : outcome->node_times)
+    node_times.push_back({{"node", t.node_id}, {"seconds", t.seconds}});
+  json outputs = json::object();
+  for (const auto& [uid, value] : outcome->outputs) outputs[uid] = value.Describe();
+  Emit({{"event", "workflow_done"},
+        {"iteration", it},
+        {"stage", stage.name},
+        {"workflow", wf.name},
+        {"seconds", SecondsSince(workflow_start)},
+        {"nodes", node_times},
+        {"outputs", outputs}});
+  report.node_times.insert(report.node_times.end(), outcome->node_times.begin(),
+                           outcome->node_times.end());
+  return Status::Ok();
+}
+
+Status LoopRun::CommitIteration(int it, const Pending& pending, IterationReport& report) {
+  for (const auto& [uid, pv] : pending) {
+    if (Status st = context_.Put(uid, pv.value); !st.ok())
+      return Fail(WithLocation(st, it, "", ""));
+    result_.outputs[uid] = pv.value;
+  }
+  if (Status st = images_.Wait(); !st.ok()) return Fail(WithLocation(st, it - 1, "", ""));
+  if (options_.output_dir.empty()) return Status::Ok();
+  const bool last = it + 1 == options_.iterations;
+  if (last || (options_.save_every > 0 && (it + 1) % options_.save_every == 0)) {
+    WriteImages(pending, it, &report);
+    unsaved_.clear();
+    unsaved_iteration_ = -1;
+  } else {
+    unsaved_ = pending;  // tensors by pointer: no copy of the data
+    unsaved_iteration_ = it;
+  }
+  return Status::Ok();
+}
+
+void LoopRun::WriteImages(const Pending& outputs, int iteration, IterationReport* report) {
+  for (const auto& [uid, pv] : outputs) {
+    if (!pv.value.is_tensor() || !LooksLikeImage(pv.value.tensor())) continue;
+    auto names = images_.Write(uid, iteration, pv.value.tensor());
+    if (report != nullptr) report->files.insert(report->files.end(), names.begin(), names.end());
+    result_.files[uid] = std::move(names);
+  }
+}
+
+// Every OUTPUT port's final value, including ones produced by earlier runs.
+void LoopRun::ReportFinalOutputs() {
+  for (const Stage& stage : stages_) {
+    for (const PreparedWorkflow& wf : stage.workflows) {
+      for (const graph::Port& port : wf.ports.outputs) {
+        if (result_.outputs.count(port.unique_id)) continue;
+        auto value = context_.Get(port.unique_id);
+        if (value.ok()) result_.outputs[port.unique_id] = std::move(value).value();
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -121,67 +520,6 @@ Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
   return prepared;
 }
 
-Status SaveCheckpoint(const storage::Context& context, const std::string& dir, json manifest, int next_iteration) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Status(ErrorCode::kIO, "cannot create checkpoint folder " + dir + ": " + ec.message());
-  // The snapshot goes to the folder run.json does NOT name (two generations, "context-a" and
-  // "context-b"), and the rename of run.json commits both: a crash between the snapshot and
-  // run.json leaves the previous pair, never a new context with the old next_iteration.
-  std::string current = "context";
-  {
-    std::ifstream in(fs::path(dir) / "run.json");
-    json old = in ? json::parse(in, nullptr, false) : json();
-    if (old.is_object() && (old.value("context", json()) == "context-a" || old.value("context", json()) == "context-b")) {
-      current = old["context"];
-    }
-  }
-  const std::string generation = current == "context-a" ? "context-b" : "context-a";
-  auto report = context.SaveSnapshot((fs::path(dir) / generation).string());
-  if (!report.ok()) return report.TakeStatus();
-  manifest["next_iteration"] = next_iteration;
-  manifest["context"] = generation;
-  manifest["not_persisted"] = report->not_persisted;
-  const fs::path tmp = fs::path(dir) / "run.json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << manifest.dump(2) << "\n";
-    out.flush();
-    if (!out) return Status(ErrorCode::kIO, "cannot write " + tmp.string());
-  }
-  fs::rename(tmp, fs::path(dir) / "run.json", ec);
-  if (ec) return Status(ErrorCode::kIO, "cannot rename " + tmp.string() + ": " + ec.message());
-  fs::remove_all(fs::path(dir) / current, ec);  // the previous generation; best effort
-  return Status::Ok();
-}
-
-Result<Checkpoint> LoadCheckpoint(const std::string& dir, storage::Context& context) {
-  namespace fs = std::filesystem;
-  const fs::path manifest_path = fs::path(dir) / "run.json";
-  std::ifstream in(manifest_path);
-  if (!in) return Status(ErrorCode::kNotFound, "no checkpoint at " + dir + " (run.json missing)");
-  json manifest = json::parse(in, nullptr, false);
-  if (manifest.is_discarded() || !manifest.is_object() || !manifest.contains("next_iteration") ||
-      !manifest["next_iteration"].is_number_integer()) {
-    return Status(ErrorCode::kParse, manifest_path.string() + " is not a Discomfort checkpoint manifest");
-  }
-  // "context" for checkpoints written before the two generations.
-  std::string generation = "context";
-  if (manifest.contains("context")) {
-    generation = manifest["context"].is_string() ? manifest["context"].get<std::string>() : "";
-  }
-  if (generation.rfind("context", 0) != 0 || generation.find('/') != std::string::npos) {
-    return Status(ErrorCode::kParse, manifest_path.string() + " names no context folder of its own");
-  }
-  auto report = context.LoadSnapshot((fs::path(dir) / generation).string());
-  if (!report.ok()) return report.TakeStatus();
-  Checkpoint cp;
-  cp.next_iteration = manifest["next_iteration"].get<int>();
-  cp.manifest = std::move(manifest);
-  return cp;
-}
-
 LoopRunner::LoopRunner(Executor& executor, storage::Context& context)
     : executor_(executor), context_(context) {}
 
@@ -193,270 +531,9 @@ Result<LoopResult> LoopRunner::Run(const std::vector<PreparedWorkflow>& workflow
   return RunStages({stage}, options);
 }
 
-Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages, const LoopOptions& options) {
-  if (options.iterations < 0) return Status(ErrorCode::kInvalidArgument, "iterations must be >= 0");
-  // A week at most: larger values overflow the clock's deadline arithmetic.
-  for (double seconds : {options.iteration_timeout, options.interrupt_grace}) {
-    if (!(seconds >= 0 && seconds <= 604800)) {
-      return Status(ErrorCode::kInvalidArgument, "iteration_timeout and interrupt_grace must be from 0 to 604800 seconds");
-    }
-  }
-  const bool timed = options.iteration_timeout > 0;
-  if (options.save_every < 0) {
-    return Status(ErrorCode::kInvalidArgument, "save_every must be >= 0 (0: the last iteration only)");
-  }
-  if (!options.output_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(options.output_dir, ec);
-    if (ec) return Status(ErrorCode::kIO, "cannot create output folder " + options.output_dir + ": " + ec.message());
-  }
-  auto emit = [&options](json event) {
-    if (!options.on_event) return;
-    event["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    options.on_event(event);
-  };
-  auto fail = [&emit](Status st) {
-    emit({{"event", "error"}, {"error", st.ToJson()}});
-    return st;
-  };
-  auto cancelled = [&options] { return options.cancel != nullptr && options.cancel->load(); };
-
-  LoopResult result;
-  result.iterations_completed = options.first_iteration;
-  ImageWriter images(options.output_dir);
-  // The last finished iteration's image outputs while they are not written yet (--save-every).
-  Pending unsaved;
-  int unsaved_iteration = -1;
-  auto write_images = [&](const Pending& outputs, int iteration, IterationReport* report) {
-    for (const auto& [uid, pv] : outputs) {
-      if (!pv.value.is_tensor() || !LooksLikeImage(pv.value.tensor())) continue;
-      auto names = images.Write(uid, iteration, pv.value.tensor());
-      if (report != nullptr) report->files.insert(report->files.end(), names.begin(), names.end());
-      result.files[uid] = std::move(names);
-    }
-  };
-  emit({{"event", "run_start"}, {"iterations", options.iterations}, {"first_iteration", options.first_iteration}});
-
-  for (int it = options.first_iteration; it < options.iterations; ++it) {
-    const auto iteration_start = Clock::now();
-    DeadlineOptions deadline;
-    if (timed) {
-      deadline.deadline = iteration_start + std::chrono::duration_cast<Clock::duration>(
-                                                std::chrono::duration<double>(options.iteration_timeout));
-      deadline.limit_seconds = options.iteration_timeout;
-      deadline.grace_seconds = options.interrupt_grace;
-      deadline.cancel = options.cancel;
-    }
-    DISCOMFORT_RETURN_IF_ERROR(context_.Put(kIterationKey, storage::Value::Json(it)));
-    DISCOMFORT_RETURN_IF_ERROR(context_.Put(kIterationsKey, storage::Value::Json(options.iterations)));
-    emit({{"event", "iteration_start"}, {"iteration", it}});
-    Pending pending;
-    IterationReport report;
-    report.iteration = it;
-    auto lookup = [this, &pending](const std::string& key) -> Result<storage::Value> {
-      auto p = pending.find(key);
-      if (p != pending.end()) return p->second.value;
-      return context_.Get(key);
-    };
-
-    for (const Stage& stage : stages) {
-      if (stage.when) {
-        auto run_it = stage.when->Evaluate(lookup, context_);
-        if (!run_it.ok()) {
-          (void)images.Wait();
-          return fail(WithLocation(run_it.TakeStatus(), it, stage.name, ""));
-        }
-        if (!*run_it) {
-          emit({{"event", "stage_skipped"}, {"iteration", it}, {"stage", stage.name}, {"when", stage.when->text()}});
-          continue;
-        }
-      }
-      const int attempts = stage.on_error == ErrorPolicy::kRetry ? stage.retries + 1 : 1;
-      Status stage_status;
-      Pending stage_pending;
-      for (int attempt = 0; attempt < attempts; ++attempt) {
-        stage_pending = pending;  // each attempt starts from the values before the stage
-        stage_status = Status::Ok();
-        for (const PreparedWorkflow& wf : stage.workflows) {
-          if (cancelled()) {
-            stage_status = Status(ErrorCode::kCancelled, "cancelled; the context holds the last finished iteration");
-            stage_status = WithLocation(stage_status, it, stage.name, wf.name);
-            break;
-          }
-          ExecutionRequest request;
-          request.slot = wf.slot;
-          request.workflow_name = wf.name;
-          request.prompt = wf.executable_prompt;
-          for (const graph::Port& port : wf.ports.inputs) {
-            auto p = stage_pending.find(port.unique_id);
-            if (p != stage_pending.end()) {
-              stage_status = CheckPortValue(port, p->second.value);
-              if (!stage_status.ok()) {
-                stage_status = WithLocation(stage_status, it, stage.name, wf.name);
-                break;
-              }
-              request.inputs[port.unique_id] = p->second.value;
-              request.versions[port.unique_id] = p->second.version;
-              continue;
-            }
-            auto value = context_.Get(port.unique_id);
-            if (!value.ok()) {
-              ErrorLocation where;
-              where.node_id = port.node_id;
-              where.class_type = graph::kPortClass;
-              where.port = port.unique_id;
-              stage_status = WithLocation(
-                  Status(ErrorCode::kNotFound,
-                         "INPUT port '" + port.unique_id + "' has no value: pass one (CLI --set " +
-                             port.unique_id + "=VALUE, or inputs= in the API) or produce it by an OUTPUT "
-                             "port of an earlier workflow",
-                         where),
-                  it, stage.name, wf.name);
-              break;
-            }
-            stage_status = CheckPortValue(port, *value);
-            if (!stage_status.ok()) {
-              stage_status = WithLocation(stage_status, it, stage.name, wf.name);
-              break;
-            }
-            request.inputs[port.unique_id] = std::move(value).value();
-            request.versions[port.unique_id] = context_.Version(port.unique_id);
-          }
-          if (!stage_status.ok()) break;
-          if (options.on_event) {
-            request.on_progress = [&emit, it, &stage, &wf](const std::string& event, const json& data) {
-              json e = data;
-              e["event"] = event;
-              e["iteration"] = it;
-              e["stage"] = stage.name;
-              e["workflow"] = wf.name;
-              if (event == "node_start") {
-                auto node = wf.executable_prompt->find(data.value("node", ""));
-                if (node != wf.executable_prompt->end()) e["class_type"] = node->value("class_type", "");
-              }
-              emit(std::move(e));
-            };
-          }
-          const auto workflow_start = Clock::now();
-          if (!timed) {
-            // A node an earlier timed run left running still owns ComfyUI.
-            stage_status = WaitForAbandonedExecution(options.interrupt_grace);
-            if (!stage_status.ok()) {
-              stage_status = WithLocation(stage_status, it, stage.name, wf.name);
-              break;
-            }
-          }
-          auto outcome = timed ? ExecuteWithDeadline(executor_, std::move(request), deadline)
-                               : executor_.Execute(request);
-          if (!outcome.ok()) {
-            stage_status = WithLocation(outcome.TakeStatus(), it, stage.name, wf.name);
-            break;
-          }
-          for (auto& [uid, value] : outcome->outputs) stage_pending[uid] = {value, ++g_pending_version};
-          for (const graph::Port& port : wf.ports.outputs) {
-            if (!outcome->outputs.count(port.unique_id)) {
-              spdlog::warn("[discomfort] iteration {}: OUTPUT port '{}' (node {}) of {} produced no value", it,
-                           port.unique_id, port.node_id, wf.name);
-            }
-          }
-          json node_times = json::array();
-          for (const auto& t : outcome->node_times) node_times.push_back({{"node", t.node_id}, {"seconds", t.seconds}});
-          json outputs = json::object();
-          for (const auto& [uid, value] : outcome->outputs) outputs[uid] = value.Describe();
-          emit({{"event", "workflow_done"}, {"iteration", it}, {"stage", stage.name}, {"workflow", wf.name},
-                {"seconds", SecondsSince(workflow_start)}, {"nodes", node_times}, {"outputs", outputs}});
-          report.node_times.insert(report.node_times.end(), outcome->node_times.begin(), outcome->node_times.end());
-        }
-        if (stage_status.ok() || EndsTheRun(stage_status)) break;
-        if (attempt + 1 < attempts) {
-          spdlog::warn("[discomfort] {} — retrying stage '{}' ({}/{})", stage_status.ToString(), stage.name,
-                       attempt + 1, stage.retries);
-          emit({{"event", "stage_retry"}, {"iteration", it}, {"stage", stage.name}, {"attempt", attempt + 1},
-                {"error", stage_status.ToJson()}});
-        }
-      }
-      if (stage_status.ok()) {
-        pending = std::move(stage_pending);
-        report.stages_run.push_back(stage.name);
-        continue;
-      }
-      if (stage.on_error == ErrorPolicy::kSkip && !EndsTheRun(stage_status)) {
-        spdlog::warn("[discomfort] {} — stage '{}' skipped for this iteration", stage_status.ToString(), stage.name);
-        emit({{"event", "stage_failed"}, {"iteration", it}, {"stage", stage.name}, {"error", stage_status.ToJson()}});
-        report.stages_failed.push_back(stage.name);
-        continue;
-      }
-      (void)images.Wait();
-      if (EndsTheRun(stage_status) && options.checkpoint_every > 0) {
-        // The context holds the last finished iteration: make resuming start right after it.
-        if (Status st = SaveCheckpoint(context_, options.checkpoint_dir, options.checkpoint_manifest, it); st.ok()) {
-          emit({{"event", "checkpoint"}, {"iteration", it - 1}, {"dir", options.checkpoint_dir}});
-        }
-      }
-      return fail(stage_status);
-    }
-
-    // The iteration finished: commit its outputs.
-    for (auto& [uid, pv] : pending) {
-      if (Status st = context_.Put(uid, pv.value); !st.ok()) {
-        (void)images.Wait();
-        return fail(WithLocation(st, it, "", ""));
-      }
-      result.outputs[uid] = pv.value;
-    }
-    if (Status st = images.Wait(); !st.ok()) return fail(WithLocation(st, it - 1, "", ""));
-    if (!options.output_dir.empty()) {
-      const bool last = it + 1 == options.iterations;
-      if (last || (options.save_every > 0 && (it + 1) % options.save_every == 0)) {
-        write_images(pending, it, &report);
-        unsaved.clear();
-        unsaved_iteration = -1;
-      } else {
-        unsaved = pending;  // tensors by pointer: no copy of the data
-        unsaved_iteration = it;
-      }
-    }
-    report.seconds = SecondsSince(iteration_start);
-    result.iterations_completed = it + 1;
-    emit({{"event", "iteration_done"}, {"iteration", it}, {"seconds", report.seconds}, {"files", report.files},
-          {"stages_run", report.stages_run}, {"stages_failed", report.stages_failed}});
-    if (options.on_iteration) options.on_iteration(report);
-    if (options.max_reports > 0) {
-      if (result.reports.size() >= options.max_reports) result.reports.erase(result.reports.begin());
-      result.reports.push_back(std::move(report));
-    }
-    if (options.checkpoint_every > 0 && (it + 1) % options.checkpoint_every == 0) {
-      if (Status st = SaveCheckpoint(context_, options.checkpoint_dir, options.checkpoint_manifest, it + 1); !st.ok()) {
-        return fail(WithLocation(st, it, "", ""));
-      }
-      emit({{"event", "checkpoint"}, {"iteration", it}, {"dir", options.checkpoint_dir}});
-    }
-
-    if (options.until) {
-      auto stop = options.until->Evaluate(context_);
-      if (!stop.ok()) return fail(WithLocation(stop.TakeStatus(), it, "", ""));
-      if (*stop) {
-        result.stopped_by_until = true;
-        break;
-      }
-    }
-  }
-  // Stopped by `until` between two saves: its last iteration is written too.
-  if (unsaved_iteration >= 0) write_images(unsaved, unsaved_iteration, nullptr);
-  if (Status st = images.Wait(); !st.ok()) return fail(st);
-  // Report every OUTPUT port's final value, including ones produced by earlier runs.
-  for (const Stage& stage : stages) {
-    for (const PreparedWorkflow& wf : stage.workflows) {
-      for (const graph::Port& port : wf.ports.outputs) {
-        if (result.outputs.count(port.unique_id)) continue;
-        auto value = context_.Get(port.unique_id);
-        if (value.ok()) result.outputs[port.unique_id] = std::move(value).value();
-      }
-    }
-  }
-  emit({{"event", "run_done"}, {"iterations_completed", result.iterations_completed},
-        {"stopped_by_until", result.stopped_by_until}});
-  return result;
+Result<LoopResult> LoopRunner::RunStages(const std::vector<Stage>& stages,
+                                         const LoopOptions& options) {
+  return LoopRun(executor_, context_, stages, options).Run();
 }
 
 }  // namespace discomfort::engine

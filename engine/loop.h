@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <limits>
 #include <map>
@@ -14,11 +15,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "discomfort/status.h"
+#include "engine/checkpoint.h"
 #include "engine/condition.h"
 #include "engine/executor.h"
+#include "engine/trace.h"
 #include "graph/api_prompt.h"
-#include "graph/status.h"
 #include "storage/context.h"
+#include "storage/filesystem.h"
 
 namespace discomfort::engine {
 
@@ -63,9 +67,9 @@ struct IterationReport {
 };
 
 struct LoopOptions {
-  int iterations = 1;                  // the maximum with `until`
-  std::optional<Condition> until;      // checked after each iteration
-  std::string output_dir;              // IMAGE outputs as PNG; empty: none written
+  int iterations = 1;              // the maximum with `until`
+  std::optional<Condition> until;  // checked after each iteration
+  std::string output_dir;          // IMAGE outputs as PNG; empty: none written
   // With output_dir: IMAGE outputs are written at every K-th iteration ((it + 1) % K == 0) and
   // always at the last iteration the run finishes (the count, or where `until` stopped it);
   // 0 writes the last one only. A cancelled or failed run keeps the files written before it.
@@ -88,25 +92,23 @@ struct LoopOptions {
   // How long a node may ignore that interrupt before the run ends anyway, leaving the node
   // running in the background (engine/timed_execution.h says what that means).
   double interrupt_grace = 10;
-  int first_iteration = 0;                    // > 0 when resuming
+  // The clock iteration deadlines are measured on; unset: std::chrono::steady_clock (tests inject
+  // one that jumps).
+  std::function<std::chrono::steady_clock::time_point()> clock;
+  int first_iteration = 0;  // > 0 when resuming
   // Every K finished iterations (and when cancelled) the context is saved to
   // `checkpoint_dir`/context with `checkpoint_dir`/run.json = checkpoint_manifest plus
   // {"next_iteration": N}; `discomfort resume` continues from there.
   int checkpoint_every = 0;
   std::string checkpoint_dir;
   nlohmann::json checkpoint_manifest = nlohmann::json::object();
+  // Where images and checkpoints are written; null: the real file system. Not owned.
+  storage::FileSystem* fs = nullptr;
+  // Spans of iterations, stages, workflows, nodes and PNG encodes; null: no trace. Not owned.
+  TraceWriter* trace = nullptr;
+  // ExecutionRequest::exact for every execution (--exact-executor).
+  bool exact_executor = false;
 };
-
-// Saves a checkpoint: the context snapshot, then run.json (written to a temporary name and
-// renamed), so a crash at any point leaves the previous checkpoint usable.
-Status SaveCheckpoint(const storage::Context& context, const std::string& dir, nlohmann::json manifest,
-                      int next_iteration);
-struct Checkpoint {
-  nlohmann::json manifest;  // as given to SaveCheckpoint, plus next_iteration
-  int next_iteration = 0;
-};
-// Reads run.json and loads the snapshot into `context`.
-Result<Checkpoint> LoadCheckpoint(const std::string& dir, storage::Context& context);
 
 struct LoopResult {
   int iterations_completed = 0;  // index of the next iteration to run
@@ -121,9 +123,11 @@ class LoopRunner {
   LoopRunner(Executor& executor, storage::Context& context);
 
   // One stage running `workflows` every iteration.
-  Result<LoopResult> Run(const std::vector<PreparedWorkflow>& workflows, const LoopOptions& options);
+  Result<LoopResult> Run(const std::vector<PreparedWorkflow>& workflows,
+                         const LoopOptions& options);
   // An iteration's outputs reach the context only when it finished, so an error leaves the
-  // context as of the last good iteration.
+  // context as of the last good iteration. The context values an iteration reads stay pinned
+  // (never spilled) while the workflows that read them run.
   Result<LoopResult> RunStages(const std::vector<Stage>& stages, const LoopOptions& options);
 
  private:

@@ -7,6 +7,7 @@
 //   "inputs": {"prompt": "a fox", "seed": 1},   // optional, put into the context first
 //   "iteration_timeout": 600,                   // optional seconds per iteration (LoopOptions)
 //   "interrupt_grace": 10,                      // optional seconds a node may ignore the interrupt
+//   "max_vram_gb": 20,                          // optional budget for the context's GPU tensors
 //   "stages": [                                 // required, run in order every iteration
 //     {"name": "generate", "workflows": ["gen.json", "score.json"],
 //      "when": "iteration % 2 == 0",            // optional
@@ -23,26 +24,28 @@
 
 #include <nlohmann/json.hpp>
 
+#include "discomfort/status.h"
+#include "engine/condition.h"
 #include "engine/loop.h"
-#include "graph/status.h"
 
 namespace discomfort::engine {
 
 struct StageSpec {
   std::string name;
   std::vector<std::string> workflows;  // resolved paths
-  std::string when;                    // empty: always
+  std::optional<Condition> when;       // unset: always (parsed once, by ParseLoopPlan)
   ErrorPolicy on_error = ErrorPolicy::kStop;
   int retries = 0;
 };
 
 struct LoopPlan {
   int max_iterations = 1;
-  std::string until;  // empty: run max_iterations
+  std::optional<Condition> until;  // unset: run max_iterations (parsed once, by ParseLoopPlan)
   nlohmann::json inputs = nlohmann::json::object();
   std::vector<StageSpec> stages;
   double iteration_timeout = 0;  // 0: none; copy into LoopOptions
   double interrupt_grace = 10;
+  std::optional<double> max_vram_gb;  // the context's budget for device tensors (GiB); unset: none
 };
 
 // Checks the structure and the condition syntax; errors carry a JSON pointer into the plan.

@@ -2,8 +2,8 @@
 // value is an error naming the port before ComfyUI runs, not an exception deep inside a node.
 #pragma once
 
+#include "discomfort/status.h"
 #include "graph/api_prompt.h"
-#include "graph/status.h"
 #include "storage/value.h"
 
 namespace discomfort::engine {

@@ -1,14 +1,14 @@
 #include "engine/timed_execution.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
+
+#include "base/thread_annotations.h"
 
 namespace discomfort::engine {
 namespace {
@@ -19,22 +19,30 @@ using nlohmann::json;
 struct Attempt {
   ExecutionRequest request;
   // Lock order: mu, then g_abandoned_mu, then progress_mu.
-  std::mutex mu;  // done, result, registered
-  std::condition_variable cv;
-  bool done = false;
-  bool registered = false;  // in g_abandoned
-  std::optional<Result<ExecutionOutcome>> result;
-  std::mutex progress_mu;  // held while a progress event is forwarded; running_node, abandoned
-  std::string running_node;
-  bool abandoned = false;  // the caller's callbacks (and what they capture) are gone
+  Mutex mu;
+  CondVar cv;
+  bool done GUARDED_BY(mu) = false;
+  bool registered GUARDED_BY(mu) = false;  // in g_abandoned
+  std::optional<Result<ExecutionOutcome>> result GUARDED_BY(mu);
+  Mutex progress_mu;  // held while a progress event is forwarded
+  std::string running_node GUARDED_BY(progress_mu);
+  // The caller's callbacks (and what they capture) are gone.
+  bool abandoned GUARDED_BY(progress_mu) = false;
 };
 
 // The execution left running after its node ignored an interrupt. One per process, whatever the
 // executor: ComfyUI's state is global, and several bridge handles share one ComfyUI.
-std::mutex g_abandoned_mu;
-std::condition_variable g_abandoned_cv;
-std::shared_ptr<Attempt> g_abandoned;
+Mutex g_abandoned_mu;
+CondVar g_abandoned_cv;
+std::shared_ptr<Attempt> g_abandoned GUARDED_BY(g_abandoned_mu);
 std::atomic<bool> g_any_abandoned{false};  // lets the common case skip the lock
+
+// A wait's end on the real clock for a time on the clock `now` was read from. An injected clock
+// moves on its own, unseen by the wait: such waits are cut into short real-time polls.
+Clock::time_point WallTime(Clock::time_point when, Clock::time_point now, bool injected) {
+  const auto wall = Clock::now() + (when - now);
+  return injected ? std::min(wall, Clock::now() + std::chrono::milliseconds(10)) : wall;
+}
 
 std::string SecondsText(double s) {
   char buf[32];
@@ -56,7 +64,7 @@ std::string NodeLabel(const std::string& node, const std::string& class_type) {
 }
 
 std::string RunningNode(Attempt& a) {
-  std::lock_guard<std::mutex> lock(a.progress_mu);
+  MutexLock lock(a.progress_mu);
   return a.running_node;
 }
 
@@ -64,9 +72,12 @@ std::string RunningNode(Attempt& a) {
 
 Status WaitForAbandonedExecution(double seconds) {
   if (!g_any_abandoned.load()) return Status::Ok();
-  std::unique_lock<std::mutex> lock(g_abandoned_mu);
-  const auto idle = [] { return g_abandoned == nullptr; };
-  if (g_abandoned_cv.wait_for(lock, std::chrono::duration<double>(std::max(0.0, seconds)), idle)) {
+  MutexLock lock(g_abandoned_mu);
+  const auto idle = []() NO_THREAD_SAFETY_ANALYSIS {
+    return g_abandoned == nullptr;
+  };  // called with the lock held
+  if (g_abandoned_cv.WaitFor(g_abandoned_mu, std::chrono::duration<double>(std::max(0.0, seconds)),
+                             idle)) {
     return Status::Ok();
   }
   Attempt& a = *g_abandoned;
@@ -84,10 +95,11 @@ Status WaitForAbandonedExecution(double seconds) {
 
 Result<ExecutionOutcome> ExecuteWithDeadline(Executor& executor, ExecutionRequest request,
                                              const DeadlineOptions& options) {
-  const auto remaining = std::chrono::duration<double>(options.deadline - Clock::now()).count();
+  const auto now_of = [&options] { return options.now ? options.now() : Clock::now(); };
+  const auto remaining = std::chrono::duration<double>(options.deadline - now_of()).count();
   DISCOMFORT_RETURN_IF_ERROR(
       WaitForAbandonedExecution(std::clamp(remaining, 0.0, options.grace_seconds)));
-  if (Clock::now() >= options.deadline) {
+  if (now_of() >= options.deadline) {
     ErrorLocation where;
     where.workflow = request.workflow_name;
     return Status(ErrorCode::kTimeout,
@@ -101,7 +113,7 @@ Result<ExecutionOutcome> ExecuteWithDeadline(Executor& executor, ExecutionReques
   Attempt* raw = attempt.get();  // the request (holding this callback) lives inside the attempt
   attempt->request.on_progress = [raw, forward = std::move(attempt->request.on_progress)](
                                      const std::string& event, const json& data) {
-    std::lock_guard<std::mutex> lock(raw->progress_mu);
+    MutexLock lock(raw->progress_mu);
     if (event == "node_start") {
       auto node = data.find("node");
       if (node != data.end() && node->is_string()) raw->running_node = node->get<std::string>();
@@ -117,19 +129,19 @@ Result<ExecutionOutcome> ExecuteWithDeadline(Executor& executor, ExecutionReques
     }
     bool registered = false;
     {
-      std::lock_guard<std::mutex> lock(attempt->mu);
+      MutexLock lock(attempt->mu);
       attempt->result = std::move(result);
       attempt->done = true;
       registered = attempt->registered;
     }
-    attempt->cv.notify_all();
+    attempt->cv.NotifyAll();
     if (registered) {
-      std::lock_guard<std::mutex> lock(g_abandoned_mu);
+      MutexLock lock(g_abandoned_mu);
       if (g_abandoned == attempt) {
         g_abandoned.reset();
         g_any_abandoned.store(false);
       }
-      g_abandoned_cv.notify_all();
+      g_abandoned_cv.NotifyAll();
       spdlog::warn("[discomfort] the abandoned execution of {} returned",
                    attempt->request.workflow_name);
     }
@@ -138,9 +150,9 @@ Result<ExecutionOutcome> ExecuteWithDeadline(Executor& executor, ExecutionReques
   enum class Reason { kNone, kTimeout, kCancel };
   Reason reason = Reason::kNone;
   Clock::time_point give_up, next_interrupt;
-  std::unique_lock<std::mutex> lock(attempt->mu);
+  MutexLock lock(attempt->mu);
   while (!attempt->done) {
-    const auto now = Clock::now();
+    const auto now = now_of();
     if (reason == Reason::kNone) {
       if (now >= options.deadline) {
         reason = Reason::kTimeout;
@@ -157,26 +169,28 @@ Result<ExecutionOutcome> ExecuteWithDeadline(Executor& executor, ExecutionReques
       const auto wake = options.cancel != nullptr
                             ? std::min(options.deadline, now + std::chrono::milliseconds(50))
                             : options.deadline;
-      attempt->cv.wait_until(lock, wake);
+      attempt->cv.WaitUntil(attempt->mu, WallTime(wake, now, bool(options.now)));
       continue;
     }
     if (now >= give_up) break;
     if (now >= next_interrupt) {
       // Again and again: ComfyUI clears its flag when an execution starts, so one sent while
       // the prompt was still being validated would be lost.
-      lock.unlock();
+      lock.Unlock();
       executor.Interrupt();
-      lock.lock();
-      next_interrupt = Clock::now() + std::chrono::milliseconds(250);
+      lock.Lock();
+      next_interrupt = now_of() + std::chrono::milliseconds(250);
       continue;
     }
-    attempt->cv.wait_until(lock, std::min(give_up, next_interrupt));
+    attempt->cv.WaitUntil(attempt->mu,
+                          WallTime(std::min(give_up, next_interrupt), now, bool(options.now)));
   }
 
   if (attempt->done) {
-    lock.unlock();
+    std::optional<Result<ExecutionOutcome>> finished = std::move(attempt->result);
+    lock.Unlock();
     worker.join();
-    Result<ExecutionOutcome> result = std::move(*attempt->result);
+    Result<ExecutionOutcome> result = std::move(*finished);
     if (reason != Reason::kTimeout) return result;
     // The deadline passed: a timeout, whatever the interrupted execution returned.
     ErrorLocation where;
@@ -197,18 +211,18 @@ Result<ExecutionOutcome> ExecuteWithDeadline(Executor& executor, ExecutionReques
   ErrorLocation where;
   where.workflow = attempt->request.workflow_name;
   {
-    std::lock_guard<std::mutex> progress(attempt->progress_mu);
+    MutexLock progress(attempt->progress_mu);
     attempt->abandoned = true;
     where.node_id = attempt->running_node;
   }
   where.class_type = ClassOf(attempt->request, where.node_id);
   {
-    std::lock_guard<std::mutex> registry(g_abandoned_mu);
+    MutexLock registry(g_abandoned_mu);
     g_abandoned = attempt;  // none other: executions wait for an abandoned one first
     g_any_abandoned.store(true);
   }
   attempt->registered = true;
-  lock.unlock();
+  lock.Unlock();
   worker.detach();
   const std::string why =
       reason == Reason::kTimeout

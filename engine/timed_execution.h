@@ -16,9 +16,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 
+#include "discomfort/status.h"
 #include "engine/executor.h"
-#include "graph/status.h"
 
 namespace discomfort::engine {
 
@@ -28,6 +29,9 @@ struct DeadlineOptions {
   double grace_seconds = 10;  // how long a node may ignore the interrupt before it is abandoned
   // Checked while waiting: a cancel gets the same interrupt-then-grace treatment (kCancelled).
   const std::atomic<bool>* cancel = nullptr;
+  // The clock `deadline` is measured on; unset: std::chrono::steady_clock. Tests inject one that
+  // jumps, so deadlines pass without waiting for them.
+  std::function<std::chrono::steady_clock::time_point()> now;
 };
 
 // Runs executor.Execute(request) and returns its result, unless the deadline passes first:

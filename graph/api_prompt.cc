@@ -29,22 +29,20 @@ std::string PortUniqueId(const json& node) {
 }
 
 std::vector<std::string> PortTags(const json& node) {
-  std::vector<std::string> tags;
   const json& inputs = JsonMember(node, "inputs", JsonEmptyObject());  // inputs are optional
   auto it = inputs.find("tags");
-  if (it == inputs.end() || !it->is_string()) return tags;
-  const std::string text = it->get<std::string>();
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    if (comma == std::string::npos) comma = text.size();
-    std::string tag = text.substr(start, comma - start);
-    auto first = tag.find_first_not_of(" \t\n");
-    auto last = tag.find_last_not_of(" \t\n");
-    if (first != std::string::npos) tags.push_back(tag.substr(first, last - first + 1));
-    start = comma + 1;
-  }
-  return tags;
+  if (it == inputs.end() || !it->is_string()) return {};
+  return SplitPortTags(it->get_ref<const std::string&>());
+}
+
+// The ASCII whitespace Python's str.strip() removes, as the Python nodes strip port names.
+constexpr std::string_view kPortTextSpace = " \t\n\v\f\r";
+
+std::string_view TrimPortText(std::string_view text) {
+  const size_t first = text.find_first_not_of(kPortTextSpace);
+  if (first == std::string_view::npos) return {};
+  const size_t last = text.find_last_not_of(kPortTextSpace);
+  return text.substr(first, last - first + 1);
 }
 
 // Type name of an input socket in an /object_info entry; a combo's option list reads as COMBO.
@@ -82,6 +80,21 @@ bool IsPortNode(const json& node) {
 }
 
 }  // namespace
+
+std::vector<std::string> SplitPortTags(std::string_view text) {
+  std::vector<std::string> tags;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    const std::string_view tag = TrimPortText(text.substr(start, comma - start));
+    if (!tag.empty()) tags.emplace_back(tag);
+    start = comma + 1;
+  }
+  return tags;
+}
+
+bool IsUsablePortUniqueId(std::string_view unique_id) { return !TrimPortText(unique_id).empty(); }
 
 bool IsLink(const json& value) {
   return value.is_array() && value.size() == 2 && value[0].is_string() &&
@@ -261,7 +274,7 @@ Result<PortSet> DiscoverPortsOfCheckedPrompt(const json& prompt, const json* obj
     Port port;
     port.node_id = id;
     port.unique_id = PortUniqueId(node);
-    if (port.unique_id.empty()) {
+    if (!IsUsablePortUniqueId(port.unique_id)) {
       return NodeError(ErrorCode::kInvalidArgument, id, kPortClass,
                        "DiscomfortPort has no unique_id: set its unique_id widget", "unique_id");
     }

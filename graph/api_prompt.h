@@ -6,11 +6,12 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::graph {
 
@@ -71,6 +72,13 @@ struct PortSet {
   const Port* FindOutput(const std::string& unique_id) const;
   nlohmann::json ToJson() const;
 };
+
+// A port's `tags` widget ("a, b,c") as a list: split at commas, each tag trimmed of ASCII
+// whitespace (as Python's str.strip() trims it), empty tags dropped. UI and API discovery both
+// read tags through this.
+std::vector<std::string> SplitPortTags(std::string_view text);
+// A unique_id names a port when something other than whitespace is left after that trim.
+bool IsUsablePortUniqueId(std::string_view unique_id);
 
 // Port bookkeeping shared by DiscoverPorts (API prompts) and DiscoverUiPorts (UI workflows).
 // A port fed and read is PASSTHRU, only read INPUT, only fed OUTPUT, neither UNCONNECTED.

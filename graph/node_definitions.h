@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::graph {
 
@@ -95,5 +95,10 @@ class NodeDefinitions {
   // Hashed: looked up for every node and link of every conversion and validation.
   std::unordered_map<std::string, NodeDef> defs_;
 };
+
+// The /object_info dictionary behind `defs`, or null (DiscoverPorts' optional parameter).
+inline const nlohmann::json* ObjectInfoOf(const NodeDefinitions* defs) {
+  return defs != nullptr ? &defs->raw() : nullptr;
+}
 
 }  // namespace discomfort::graph

@@ -12,7 +12,7 @@
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::graph {
 

@@ -8,8 +8,11 @@
 #include <string_view>
 
 #include "graph/api_prompt.h"
+#include "graph/group_nodes.h"
 #include "graph/parallel.h"
 #include "graph/prompt_text.h"
+#include "graph/subgraph_widgets.h"
+#include "graph/widget_values.h"
 
 namespace discomfort::graph {
 namespace {
@@ -23,23 +26,6 @@ using namespace std::string_view_literals;
 constexpr int kMaxResolveDepth = 1024;
 constexpr int kMaxSubgraphNesting = 64;
 
-bool IsControlValue(const json& v) {
-  if (v.is_boolean()) return true;  // 2023 saves: the old "randomize" checkbox
-  if (!v.is_string()) return false;
-  const std::string s = v.get<std::string>();
-  return s == "fixed"sv || s == "increment"sv || s == "decrement"sv || s == "randomize"sv ||
-         s == "increment-wrap"sv;
-}
-
-json WrapForPrompt(const json& v, bool curve = false) {
-  if (!v.is_array()) return v;
-  json wrapped(json::value_t::object);
-  // executionUtil.ts: curve widgets tell the backend the list's type.
-  if (curve) wrapped.get_ref<json::object_t&>().emplace("__type__", "CURVE");
-  wrapped.get_ref<json::object_t&>().emplace("__value__", v);
-  return wrapped;
-}
-
 // {"inputs": ..., "class_type": ...} built member by member: nlohmann's initializer-list
 // constructor builds a temporary two-element array per member, which cost an eighth of a
 // conversion.
@@ -50,15 +36,6 @@ json PromptEntry(json inputs, const std::string& class_type) {
   members.emplace("class_type", class_type);
   return entry;
 }
-
-// A widget's value as a reference into the definitions or the workflow (copied once, into the
-// prompt); `owned` holds values made here (load fix-ups).
-struct WidgetValue {
-  const WidgetSpec* spec = nullptr;
-  const json* value = nullptr;
-  json owned = nullptr;
-  bool replace_text = false;  // pushed by a PrimitiveNode with "Run widget replace on values"
-};
 
 // What an input resolves to: nothing (dropped), a link to a real node, or a promoted widget value.
 struct Resolved {
@@ -75,20 +52,6 @@ struct EffectiveInput {
   std::optional<int64_t> link;
 };
 
-// A legacy group node's definition turned into a subgraph-like graph (ids = index in nodes[]).
-struct GroupWidget {
-  std::string inner_id;
-  std::string widget;
-  int control_slots = 0;
-};
-struct GroupDef {
-  // The nodes' JSON, which graph's nodes borrow from. A moved json keeps its heap contents where
-  // they are, so the vector may grow.
-  std::vector<json> documents;
-  UiGraph graph;
-  std::vector<GroupWidget> widgets;
-};
-
 class Converter {
  public:
   Converter(const UiWorkflow& wf, const NodeDefinitions& defs, const ConvertOptions& options)
@@ -96,7 +59,7 @@ class Converter {
 
   Result<json> Run() {
     for (const auto& [name, def] : wf_.group_nodes->items()) {
-      auto group = BuildGroupDef(name, def);
+      auto group = BuildGroupNodeDef(name, def, defs_, options_.source_name);
       if (!group.ok()) return group.TakeStatus();
       groups_.emplace(name, std::move(group).value());
     }
@@ -132,7 +95,7 @@ class Converter {
     Dto dto;
     const UiGraph* definition = nullptr;
     std::vector<std::optional<json>> promoted;  // per instance input: promoted widget value
-    std::map<std::string, std::map<std::string, json>> overrides;  // inner node -> widget -> value
+    InnerWidgetValues overrides;                // inner node -> widget -> value
   };
 
   // ---- errors -------------------------------------------------------------------------------
@@ -160,143 +123,6 @@ class Converter {
 
   static std::string Prefix(const Instance* parent) {
     return parent == nullptr ? std::string() : parent->dto.exec_id + ":";
-  }
-
-  // ---- widgets ------------------------------------------------------------------------------
-  Status AssignWidget(const Dto& dto, const WidgetSpec& spec, const json& v, size_t index,
-                      WidgetValue* out) const {
-    if (v.is_null()) {
-      if (spec.IsNumeric()) return Status::Ok();        // null numbers keep their default
-      if (spec.type == "COMBO"sv) return Status::Ok();  // a null combo becomes options[0]
-      out->value = &v;
-      return Status::Ok();
-    }
-    auto mismatch = [&](const char* expected) {
-      const std::string pointer =
-          dto.node->json_pointer + "/widgets_values/" + std::to_string(index);
-      return NodeStatus(ErrorCode::kTypeMismatch, dto,
-                        "widget '" + spec.name + "' expects " + expected + ", got " + v.dump() +
-                            " (widgets_values does not match the node definition)",
-                        spec.name, pointer);
-    };
-    if (spec.IsNumeric() && !v.is_number())
-      return mismatch(spec.type == "INT"sv ? "an integer" : "a number");
-    if (spec.type == "BOOLEAN"sv && !v.is_boolean()) return mismatch("a boolean");
-    if ((spec.type == "STRING"sv || spec.type == "MARKDOWN"sv || spec.type == "TEXTAREA"sv) &&
-        (v.is_object() || v.is_array())) {
-      return mismatch("a string");
-    }
-    if (spec.type == "COMBO"sv && v.is_object()) return mismatch("one of the combo's options");
-    out->value = &v;
-    return Status::Ok();
-  }
-
-  // Positional widgets_values with the tolerant control-slot rule; dict widgets_values by name.
-  Result<std::vector<WidgetValue>> ComputeWidgets(const Dto& dto, const NodeDef& def) const {
-    // Never grows past max_widgets: `value` may point at `owned` of an element.
-    std::vector<WidgetValue> values;
-    values.reserve(def.max_widgets);
-    const json& wv = *dto.node->widgets_values;
-    const json& named = *dto.node->widgets_values_named;
-    if (!wv.is_object() && !wv.is_array() && !wv.is_null()) {
-      return NodeStatus(ErrorCode::kParse, dto, "widgets_values must be an array or an object", {},
-                        dto.node->json_pointer + "/widgets_values");
-    }
-    // Positions in widgets_values: 0..size-1, or the legacy subset (no vector for the former).
-    const bool legacy = wv.is_array() && def.legacy_slot_is_forced.size() == wv.size();
-    std::vector<size_t> legacy_slots;
-    if (legacy) legacy_slots = LegacySlotIndexes(def);
-    const size_t slot_count = !wv.is_array() ? 0 : legacy ? legacy_slots.size() : wv.size();
-    auto slot = [&](size_t k) { return legacy ? legacy_slots[k] : k; };
-    size_t i = 0;  // next slot
-    // Widgets in creation order; a DynamicCombo's chosen option inserts its widgets right after
-    // it, and they take the next positional values.
-    auto walk = [&](const std::vector<WidgetSpec>& specs, auto& self) -> Status {
-      for (const WidgetSpec& w : specs) {
-        values.push_back({&w, &w.default_value});
-        const size_t k = values.size() - 1;
-        // widgets_values_named, when saved, names the value; the position is still consumed.
-        const json* by_name = nullptr;
-        if (named.is_object()) {
-          if (auto it = named.find(w.name); it != named.end()) by_name = &*it;
-        }
-        if (i < slot_count) {
-          const size_t at = slot(i++);
-          if (by_name == nullptr) {
-            DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, wv[at], at, &values[k]));
-          }
-          if (w.control_slots > 0 && i < slot_count && IsControlValue(wv[slot(i)])) {
-            ++i;
-            if (w.control_slots > 1 && i < slot_count && wv[slot(i)].is_string()) ++i;
-          }
-        } else if (wv.is_object() && by_name == nullptr) {
-          if (auto it = wv.find(w.name); it != wv.end()) {
-            DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, *it, k, &values[k]));
-          }
-        }
-        if (by_name != nullptr) {
-          DISCOMFORT_RETURN_IF_ERROR(AssignWidget(dto, w, *by_name, k, &values[k]));
-        }
-        if (w.dynamic_options.empty()) continue;
-        const json* chosen = values[k].value;
-        for (const auto& [key, subs] : w.dynamic_options) {
-          if (chosen->is_string() && chosen->get_ref<const std::string&>() == key) {
-            DISCOMFORT_RETURN_IF_ERROR(self(subs, self));
-            break;
-          }
-        }
-      }
-      return Status::Ok();
-    };
-    DISCOMFORT_RETURN_IF_ERROR(walk(def.widgets, walk));
-    const bool sampler = def.name == "KSampler"sv || def.name == "KSamplerAdvanced"sv;
-    for (WidgetValue& wv_k : values) {
-      const WidgetSpec& w = *wv_k.spec;
-      if (w.type == "COMBO"sv && wv_k.value->is_null()) {
-        const InputSpec* in = def.FindInput(w.name);
-        if (in != nullptr && !in->combo_values.empty()) wv_k.value = &in->combo_values[0];
-      }
-      // app.ts load fix-up for samplers saved as "sample_<name>".
-      if (sampler && w.name == "sampler_name"sv && wv_k.value->is_string() &&
-          wv_k.value->get_ref<const std::string&>().rfind("sample_", 0) == 0) {
-        wv_k.owned = wv_k.value->get_ref<const std::string&>().substr(7);
-        wv_k.value = &wv_k.owned;
-      }
-    }
-    return values;
-  }
-
-  // Indexes into widgets_values that belong to widgets when a frontend before 1.16 saved a slot
-  // for forceInput inputs too (the length says so): those slots are skipped
-  // (migrateWidgetsValues).
-  static std::vector<size_t> LegacySlotIndexes(const NodeDef& def) {
-    std::vector<size_t> kept;
-    for (size_t i = 0; i < def.legacy_slot_is_forced.size(); ++i) {
-      if (!def.legacy_slot_is_forced[i]) kept.push_back(i);
-    }
-    return kept;
-  }
-
-  // PrimitiveNode.applyToGraph: its value is pushed into the target widgets of its links.
-  void ApplyPrimitive(const Dto& dto, std::vector<WidgetValue>* values) const {
-    for (const UiInput& input : dto.node->inputs) {
-      if (!input.link) continue;
-      const UiLink* link = dto.graph->FindLink(*input.link);
-      if (link == nullptr) continue;  // reported when the input is resolved
-      const UiNode* origin = dto.graph->FindNode(link->origin_id);
-      if (origin == nullptr || origin->type != kPrimitiveNodeType) continue;
-      if (!origin->widgets_values->is_array() || origin->widgets_values->empty()) continue;
-      const json& value = (*origin->widgets_values)[0];
-      if (value.is_null()) continue;
-      const std::string& widget = input.widget_name.empty() ? input.name : input.widget_name;
-      const json& replace =
-          JsonMember(*origin->properties, "Run widget replace on values", JsonNull());
-      for (WidgetValue& w : *values) {
-        if (w.spec->name != widget) continue;
-        w.value = &value;
-        w.replace_text = replace.is_boolean() && replace.get<bool>() && value.is_string();
-      }
-    }
   }
 
   // ---- inputs of a node as the frontend sees them after configure ---------------------------
@@ -531,7 +357,7 @@ class Converter {
         auto instance = std::make_unique<Instance>();
         instance->dto = dto;
         instance->definition = def;
-        DISCOMFORT_RETURN_IF_ERROR(FillInstanceValues(instance.get()));
+        FillInstanceValues(instance.get());
         const Instance* raw = instance.get();
         instances_[dto.exec_id] = std::move(instance);
         DISCOMFORT_RETURN_IF_ERROR(Expand(*def, raw, nesting + 1));
@@ -554,76 +380,24 @@ class Converter {
   }
 
   // Per-instance widget values: promoted widgets (subgraphs) or group widgets (legacy groups).
-  Status FillInstanceValues(Instance* instance) {
+  void FillInstanceValues(Instance* instance) const {
     const UiNode& node = *instance->dto.node;
-    const UiGraph& def = *instance->definition;
-    const json& wv = *node.widgets_values;
     if (auto group = wf_.GroupNodeName(node.type)) {
-      const GroupDef& g = groups_.at(*group);
-      if (!wv.is_array()) return Status::Ok();
-      size_t i = 0;
-      for (const GroupWidget& w : g.widgets) {
-        if (i >= wv.size()) break;
-        const json& v = wv[i++];
-        if (!v.is_null()) instance->overrides[w.inner_id][w.widget] = v;
-        if (w.control_slots > 0 && i < wv.size() && IsControlValue(wv[i])) {
-          ++i;
-          if (w.control_slots > 1 && i < wv.size() && wv[i].is_string()) ++i;
-        }
-      }
-      return Status::Ok();
+      ReadGroupWidgetValues(groups_.at(*group), *node.widgets_values, &instance->overrides);
+    } else {
+      ReadSubgraphWidgetValues(*instance->definition, node, defs_, &instance->promoted,
+                               &instance->overrides);
     }
-    // proxyWidgets era: values positional over properties.proxyWidgets.
-    const json& proxies = JsonMember(*node.properties, "proxyWidgets", JsonNull());
-    if (proxies.is_array() && !proxies.empty()) {
-      if (!wv.is_array()) return Status::Ok();
-      for (size_t i = 0; i < proxies.size() && i < wv.size(); ++i) {
-        const json& p = proxies[i];
-        if (!p.is_array() || p.size() < 2 || !p[1].is_string()) continue;
-        auto inner = NodeIdToString(p[0]);
-        if (!inner || *inner == "-1"sv || wv[i].is_null()) continue;
-        instance->overrides[*inner][p[1].get<std::string>()] = wv[i];
-      }
-      return Status::Ok();
-    }
-    // io-widget era: one value per instance input that feeds an inner widget.
-    instance->promoted.assign(def.inputs.size(), std::nullopt);
-    size_t next = 0;
-    for (size_t k = 0; k < def.inputs.size(); ++k) {
-      if (!InputFeedsWidget(def, k, node)) continue;
-      const size_t at = next++;
-      if (wv.is_array() && at < wv.size()) {
-        instance->promoted[k] = wv[at];
-      } else if (wv.is_object() && wv.contains(def.inputs[k].name)) {
-        instance->promoted[k] = wv[def.inputs[k].name];
-      }
-    }
-    return Status::Ok();
-  }
-
-  bool InputFeedsWidget(const UiGraph& def, size_t k, const UiNode& instance) const {
-    if (k < instance.inputs.size() && !instance.inputs[k].widget_name.empty()) return true;
-    for (int64_t id : def.inputs[k].link_ids) {
-      const UiLink* link = def.FindLink(id);
-      if (link == nullptr) continue;
-      const UiNode* target = def.FindNode(link->target_id);
-      if (target == nullptr) continue;
-      int idx = target->InputIndexOfLink(id);
-      if (idx < 0) idx = link->target_slot;
-      if (idx < 0 || idx >= static_cast<int>(target->inputs.size())) continue;
-      const UiInput& in = target->inputs[idx];
-      if (!in.widget_name.empty()) return true;
-      if (const NodeDef* nd = defs_.Find(target->type); nd && nd->FindWidget(in.name)) return true;
-    }
-    return false;
   }
 
   // ---- emission -----------------------------------------------------------------------------
   // A node's widget values as the frontend holds them when it queues: saved values, PrimitiveNode
   // pushes, then the subgraph / group instance's values.
   Result<std::vector<WidgetValue>> FinalWidgets(const Dto& dto, const NodeDef& def) const {
-    DISCOMFORT_ASSIGN_OR_RETURN(std::vector<WidgetValue> widgets, ComputeWidgets(dto, def));
-    ApplyPrimitive(dto, &widgets);
+    DISCOMFORT_ASSIGN_OR_RETURN(
+        std::vector<WidgetValue> widgets,
+        ReadWidgetValues(*dto.node, def, dto.exec_id, options_.source_name));
+    ApplyPrimitivePushes(*dto.graph, *dto.node, &widgets);
     if (dto.parent != nullptr) {
       auto it = dto.parent->overrides.find(dto.node->id);
       if (it != dto.parent->overrides.end()) {
@@ -749,179 +523,6 @@ class Converter {
     return Status::Ok();
   }
 
-  // ---- legacy group nodes -------------------------------------------------------------------
-  Result<GroupDef> BuildGroupDef(const std::string& name, const json& def) const {
-    const std::string pointer = "/extra/groupNodes/" + name;
-    ErrorLocation where;
-    where.workflow = options_.source_name;
-    where.json_pointer = pointer;
-    where.class_type = "workflow>" + name;
-    if (!def.is_object() || !def.contains("nodes") || !def["nodes"].is_array()) {
-      return Status(ErrorCode::kParse, "a group node definition needs a 'nodes' array", where);
-    }
-    GroupDef group;
-    UiGraph& g = group.graph;
-    g.id = "workflow>" + name;
-    g.name = name;
-    g.json_pointer = pointer;
-    const json& nodes = def["nodes"];
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      json node_json = nodes[i];
-      if (node_json.is_object()) node_json["id"] = static_cast<int64_t>(i);
-      // ParseUiWorkflow's node parser is internal; reuse it through a one-node workflow.
-      json one = {{"nodes", json::array({node_json})}, {"links", json::array()}};
-      auto parsed = ParseUiWorkflow(one, options_.source_name);
-      if (!parsed.ok()) {
-        Status st = parsed.TakeStatus();
-        st.where().json_pointer = pointer + "/nodes/" + std::to_string(i);
-        return st;
-      }
-      UiNode node = parsed->root.nodes[0];
-      group.documents.push_back(std::move(one));  // `node` borrows its values from it
-      node.json_pointer = pointer + "/nodes/" + std::to_string(i);
-      for (UiInput& in : node.inputs) in.link.reset();
-      for (UiOutput& out : node.outputs) out.links.clear();
-      g.node_index[node.id] = g.nodes.size();
-      g.nodes.push_back(std::move(node));
-    }
-    struct GroupLink {
-      std::optional<int> origin;
-      int origin_slot = 0, target = 0, target_slot = 0;
-      std::string type;
-    };
-    std::vector<GroupLink> links;
-    const json& raw_links = JsonMember(def, "links", JsonEmptyArray());
-    for (const json& l : raw_links) {
-      if (!l.is_array() || l.size() < 4 || !l[2].is_number_integer() || !l[3].is_number_integer()) {
-        continue;
-      }
-      GroupLink link;
-      if (l[0].is_number_integer()) link.origin = l[0].get<int>();
-      link.origin_slot = l[1].is_number_integer() ? l[1].get<int>() : 0;
-      link.target = l[2].get<int>();
-      link.target_slot = l[3].get<int>();
-      if (l.size() > 5 && l[5].is_string()) link.type = l[5].get<std::string>();
-      links.push_back(link);
-    }
-    int64_t next_link = 1;
-    auto add_link = [&](const std::string& origin, int origin_slot, const std::string& target,
-                        int target_slot, const std::string& type) {
-      UiLink link{next_link++, origin, origin_slot, target, target_slot, type};
-      if (auto it = g.node_index.find(target); it != g.node_index.end()) {
-        UiNode& t = g.nodes[it->second];
-        if (target_slot >= 0 && target_slot < static_cast<int>(t.inputs.size())) {
-          t.inputs[target_slot].link = link.id;
-        }
-      }
-      if (auto it = g.node_index.find(origin); it != g.node_index.end()) {
-        UiNode& o = g.nodes[it->second];
-        if (origin_slot >= 0 && origin_slot < static_cast<int>(o.outputs.size())) {
-          o.outputs[origin_slot].links.push_back(link.id);
-        }
-      }
-      g.links.emplace(link.id, link);
-      return link.id;
-    };
-    // Links inside the group.
-    for (const GroupLink& l : links) {
-      if (l.origin) {
-        add_link(std::to_string(*l.origin), l.origin_slot, std::to_string(l.target), l.target_slot,
-                 l.type);
-      }
-    }
-    auto internally_linked = [&](int node, int slot) {
-      for (const GroupLink& l : links) {
-        if (l.origin && l.target == node && l.target_slot == slot) return true;
-      }
-      return false;
-    };
-    // Group inputs: every inner socket not fed from inside, in node order (GroupNodeConfig).
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      UiNode& node = g.nodes[i];
-      for (size_t s = 0; s < node.inputs.size(); ++s) {
-        if (internally_linked(static_cast<int>(i), static_cast<int>(s))) continue;
-        const GroupLink* external = nullptr;
-        for (const GroupLink& l : links) {
-          if (!l.origin && l.target == static_cast<int>(i) &&
-              l.target_slot == static_cast<int>(s)) {
-            external = &l;
-          }
-        }
-        if (external == nullptr && !node.inputs[s].widget_name.empty()) continue;
-        UiSubgraphSlot slot;
-        slot.name = node.inputs[s].name;
-        slot.type = external && !external->type.empty() ? external->type : node.inputs[s].type;
-        const int k = static_cast<int>(g.inputs.size());
-        slot.link_ids.push_back(
-            add_link(kSubgraphInputId, k, node.id, static_cast<int>(s), slot.type));
-        g.inputs.push_back(std::move(slot));
-      }
-    }
-    // Group outputs: outputs not consumed inside, or consumed inside and listed as external.
-    const json& external = JsonMember(def, "external", JsonEmptyArray());
-    auto listed_external = [&](int node, int slot) {
-      if (!external.is_array()) return false;
-      for (const json& e : external) {
-        if (!e.is_array() || e.size() < 2 || !e[1].is_number_integer()) continue;
-        int idx = -1;
-        if (e[0].is_number_integer()) idx = e[0].get<int>();
-        if (e[0].is_object() && e[0].contains("index") && e[0]["index"].is_number_integer()) {
-          idx = e[0]["index"].get<int>();
-        }
-        if (idx == node && e[1].get<int>() == slot) return true;
-      }
-      return false;
-    };
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      const UiNode& node = g.nodes[i];
-      if (node.is_virtual) continue;
-      for (size_t o = 0; o < node.outputs.size(); ++o) {
-        bool consumed = false;
-        for (const GroupLink& l : links) {
-          consumed |=
-              l.origin && *l.origin == static_cast<int>(i) && l.origin_slot == static_cast<int>(o);
-        }
-        if (consumed && !listed_external(static_cast<int>(i), static_cast<int>(o))) continue;
-        UiSubgraphSlot slot;
-        slot.name = node.outputs[o].name;
-        slot.type = node.outputs[o].type;
-        const int k = static_cast<int>(g.outputs.size());
-        slot.link_ids.push_back(
-            add_link(node.id, static_cast<int>(o), kSubgraphOutputId, k, slot.type));
-        g.outputs.push_back(std::move(slot));
-      }
-    }
-    // Group widgets: every inner widget not fed from inside and not hidden by the config.
-    const json& config = JsonMember(def, "config", JsonEmptyObject());
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      const UiNode& node = g.nodes[i];
-      if (node.is_virtual) continue;
-      const NodeDef* nd = defs_.Find(node.type);
-      if (nd == nullptr) continue;  // reported as an unknown type when expanded
-      const json node_config =
-          config.is_object() ? config.value(std::to_string(i), json::object()) : json::object();
-      for (const WidgetSpec& w : nd->widgets) {
-        if (!w.to_prompt) continue;
-        bool hidden = false;
-        for (size_t s = 0; s < node.inputs.size(); ++s) {
-          const UiInput& in = node.inputs[s];
-          if ((in.widget_name == w.name || in.name == w.name) &&
-              internally_linked(static_cast<int>(i), static_cast<int>(s))) {
-            hidden = true;
-          }
-        }
-        if (node_config.is_object() && node_config.contains("input") &&
-            node_config["input"].is_object() && node_config["input"].contains(w.name) &&
-            node_config["input"][w.name].is_object() &&
-            node_config["input"][w.name].value("visible", true) == false) {
-          hidden = true;
-        }
-        if (!hidden) group.widgets.push_back({node.id, w.name, w.control_slots});
-      }
-    }
-    return group;
-  }
-
   // Ids differ in length more often than not: comparing lengths first skips most memcmp calls.
   static bool ShorterFirst(std::string_view a, std::string_view b) {
     return a.size() != b.size() ? a.size() < b.size() : a < b;
@@ -930,7 +531,7 @@ class Converter {
   const UiWorkflow& wf_;
   const NodeDefinitions& defs_;
   const ConvertOptions& options_;
-  std::map<std::string, GroupDef> groups_;
+  std::map<std::string, GroupNodeDef> groups_;
   std::map<std::string, std::unique_ptr<Instance>> instances_;
   std::vector<Dto> order_;
   // Exec ids of order_, sorted (views of order_'s strings, which stay put once Expand is done):

@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "discomfort/status.h"
 #include "graph/node_definitions.h"
-#include "graph/status.h"
 #include "graph/workflow.h"
 
 namespace discomfort::graph {

@@ -484,6 +484,21 @@ Result<UiWorkflow> ParseUiWorkflow(json&& doc, const std::string& source_name) {
   return wf;
 }
 
+Result<json> ParseJsonText(const std::string& text, const std::string& source) {
+  ErrorLocation where;
+  where.workflow = source;
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    try {
+      [[maybe_unused]] json again = json::parse(text);
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
+      return Status(ErrorCode::kParse, std::string("malformed JSON: ") + e.what(), where);
+    }
+    return Status(ErrorCode::kParse, "malformed JSON", where);
+  }
+  return doc;
+}
+
 Result<json> LoadJsonFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   ErrorLocation where;
@@ -492,16 +507,7 @@ Result<json> LoadJsonFile(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   if (in.bad()) return Status(ErrorCode::kIO, "read failed", where);
-  json doc = json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) {
-    try {
-      [[maybe_unused]] json again = json::parse(buffer.str());
-    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
-      return Status(ErrorCode::kParse, std::string("malformed JSON: ") + e.what(), where);
-    }
-    return Status(ErrorCode::kParse, "malformed JSON", where);
-  }
-  return doc;
+  return ParseJsonText(buffer.str(), path);
 }
 
 bool IsVirtualNodeType(const std::string& type) {

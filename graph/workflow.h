@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::graph {
 
@@ -146,6 +146,8 @@ Result<UiWorkflow> ParseUiWorkflow(const nlohmann::json& doc, const std::string&
 // A temporary document is moved into the result (`owned_document`), so nothing dangles.
 Result<UiWorkflow> ParseUiWorkflow(nlohmann::json&& doc, const std::string& source_name = {});
 
+// Parses JSON text; errors name `source` (a file name) and say where the text is malformed.
+Result<nlohmann::json> ParseJsonText(const std::string& text, const std::string& source);
 // Reads and parses a JSON file.
 Result<nlohmann::json> LoadJsonFile(const std::string& path);
 

@@ -11,14 +11,16 @@
 // waits for it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/filesystem.h"
 #include "storage/value.h"
 
@@ -170,6 +172,9 @@ class Context {
   Status Spill(const std::string& key);
   // Spills least recently used unpinned tensors until the budgets hold. Put calls it.
   Status EnforceBudget();
+  // Replaces the budget for tensors on accelerators (GiB; nullopt: unlimited) and enforces it: a
+  // loop plan's max_vram_gb applies to the context the run was given.
+  Status SetDeviceBudget(std::optional<double> gib);
 
   // One value to a file: a tensor as a single-tensor safetensors file (tensor named `key`),
   // JSON values and recipes as JSON. Written to a temporary name and renamed.
@@ -191,6 +196,15 @@ class Context {
   const std::string& temp_dir() const;
   // Recomputes the accounting from scratch and compares (tests, debugging).
   Status CheckConsistency() const;
+
+  // Observes spills and reloads as they finish ("spill" / "reload", the key, the bytes moved and
+  // when it started and ended), for a run's trace. Called on the thread that did the I/O, possibly
+  // with the store's lock held: it must return quickly and never call back into the context. Null
+  // removes it.
+  using IoObserver = std::function<void(std::string_view what, const std::string& key,
+                                        uint64_t bytes, std::chrono::steady_clock::time_point start,
+                                        std::chrono::steady_clock::time_point end)>;
+  void SetIoObserver(IoObserver observer);
 
   // Removes `root`/discomfort-ctx-<pid>-* folders whose process is gone. Returns how many.
   // Contexts call it when they open.

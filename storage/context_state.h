@@ -3,13 +3,13 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "base/thread_annotations.h"
 #include "storage/context.h"
 #include "storage/safetensors.h"
 
@@ -61,52 +61,70 @@ struct ContextState {
   // Constant after construction.
   ContextOptions options;
   FileSystem* fs = nullptr;
-  std::optional<uint64_t> ram_budget;     // bytes; nullopt = unlimited
-  std::optional<uint64_t> device_budget;  // bytes; nullopt = unlimited
+  std::optional<uint64_t> ram_budget;  // bytes; nullopt = unlimited
   std::string temp_dir;
 
-  mutable std::mutex mu;
-  // Everything below is guarded by mu.
-  std::map<std::string, Entry> entries;
-  std::unordered_map<const void*, StorageUse> storages;
-  uint64_t ram_bytes = 0;
-  uint64_t device_bytes = 0;
-  uint64_t disk_bytes = 0;
-  uint64_t host_bytes = 0;
-  uint64_t ram_spilling = 0;  // freed_estimate of in-flight spills, per pool
-  uint64_t device_spilling = 0;
-  uint64_t clock = 0;
-  bool temp_dir_ready = false;
-  uint64_t spills = 0;
-  uint64_t reloads = 0;
-  uint64_t spill_files = 0;  // names spill files uniquely
+  // Set by Context::SetIoObserver; copied out under its own lock and called outside both.
+  mutable Mutex observer_mu;
+  std::shared_ptr<const Context::IoObserver> observer GUARDED_BY(observer_mu);
+  void Observe(std::string_view what, const std::string& key, uint64_t bytes,
+               std::chrono::steady_clock::time_point start) const EXCLUDES(observer_mu);
 
-  // ---- called with mu held ----
-  void AddResident(Entry& entry);
-  void RemoveResident(Entry& entry);
+  mutable Mutex mu;
+  std::map<std::string, Entry> entries GUARDED_BY(mu);
+  std::unordered_map<const void*, StorageUse> storages GUARDED_BY(mu);
+  // Bytes; nullopt = unlimited. Set at construction or by Context::SetDeviceBudget (a plan's key).
+  std::optional<uint64_t> device_budget GUARDED_BY(mu);
+  uint64_t ram_bytes GUARDED_BY(mu) = 0;
+  uint64_t device_bytes GUARDED_BY(mu) = 0;
+  uint64_t disk_bytes GUARDED_BY(mu) = 0;
+  uint64_t host_bytes GUARDED_BY(mu) = 0;
+  uint64_t ram_spilling GUARDED_BY(mu) = 0;  // freed_estimate of in-flight spills, per pool
+  uint64_t device_spilling GUARDED_BY(mu) = 0;
+  uint64_t clock GUARDED_BY(mu) = 0;
+  bool temp_dir_ready GUARDED_BY(mu) = false;
+  uint64_t spills GUARDED_BY(mu) = 0;
+  uint64_t reloads GUARDED_BY(mu) = 0;
+  uint64_t spill_files GUARDED_BY(mu) = 0;  // names spill files uniquely
+
+  void AddResident(Entry& entry) REQUIRES(mu);
+  void RemoveResident(Entry& entry) REQUIRES(mu);
   // Drops an entry that is being replaced or erased: accounting and its spill file.
-  void Retire(Entry& entry);
-  Status EnsureTempDir();
+  void Retire(Entry& entry) REQUIRES(mu);
+  Status EnsureTempDir() REQUIRES(mu);
   // The value of an entry without changing where it lives (spilled tensors are mapped).
-  Result<Value> PeekLocked(const std::string& key, const Entry& entry) const;
+  Result<Value> PeekLocked(const std::string& key, const Entry& entry) const REQUIRES(mu);
 
   // Marks the entry kSpilling and fills the job; false with `error` when the folder is missing.
-  bool BeginSpill(const std::string& key, Entry& victim, SpillJob* job, Status* error);
+  bool BeginSpill(const std::string& key, Entry& victim, SpillJob* job, Status* error) REQUIRES(mu);
 
-  // ---- called without mu ----
   // Writes the job's file and commits (or undoes) the spill. The error says which key failed.
-  Status FinishSpill(SpillJob& job);
+  Status FinishSpill(SpillJob& job) EXCLUDES(mu);
   // Spills LRU tensors until the budgets hold; `exclude` is never spilled.
-  Status Enforce(const std::string* exclude);
-  // The tensor of a spilled entry, read or mapped per options.reload, on its device.
+  Status Enforce(const std::string* exclude) EXCLUDES(mu);
+  // The tensor of a spilled entry, read or mapped per options.reload, on its device. Touches only
+  // what is constant after construction, so callers may hold mu or not.
   Result<at::Tensor> LoadSpilled(const std::string& key, const std::string& path, bool on_device,
                                  const std::string& device_name, bool requires_grad) const;
   // Get (+ pin). Brings a spilled tensor back.
-  Result<Value> Acquire(const std::string& key, bool pin, uint64_t* version);
-  void Unpin(const std::string& key, uint64_t version);
+  Result<Value> Acquire(const std::string& key, bool pin, uint64_t* version) EXCLUDES(mu);
+  void Unpin(const std::string& key, uint64_t version) EXCLUDES(mu);
   // The entry as a fresh, unaccounted Entry for a Put.
   static Entry MakeEntry(Value value);
 };
+
+// Helpers shared by the state's machinery and the public Context.
+inline constexpr char kTempDirPrefix[] = "discomfort-ctx-";
+uint64_t NextVersion();
+Status NoValue(const std::string& key);  // kNotFound naming the key
+std::string HumanBytes(uint64_t bytes);
+std::string ShapeText(const Entry& entry);       // "float32[1,64,64,3]"
+std::optional<uint64_t> GiBToBytes(double gib);  // nullopt for NaN or negative: unlimited
+std::string DefaultTempRoot();                   // $TMPDIR, else /tmp
+bool ForceSpillFromEnvironment();                // DISCOMFORT_FORCE_SPILL
+// DISCOMFORT_RELOAD=read|map, for comparing the two without rebuilding (benchmarks/handoff).
+void ReloadModeFromEnvironment(ReloadMode* mode);
+std::string NewTempDirName(const std::string& root);  // <root>/discomfort-ctx-<pid>-<n>
 
 // The tensor a spill or snapshot file holds for `key` (mapped unless `read` says otherwise).
 Result<at::Tensor> TensorFromFile(FileSystem& fs, const std::string& path, const std::string& key,

@@ -2,15 +2,14 @@
 // can inject faults (LevelDB's Env / FaultInjectionTestEnv). Every method is thread-safe.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort::storage {
 
@@ -67,6 +66,9 @@ class FileSystem {
 
   // Creates or truncates `path`.
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  // Creates `path` or opens it to append at its end (logs that a resumed run continues). The
+  // default refuses: file systems for tests need not support it.
+  virtual Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path);
   virtual Result<std::shared_ptr<MappedFile>> MapFile(const std::string& path) = 0;
   virtual Result<std::string> ReadFile(const std::string& path) = 0;
   // The default reads through MapFile (for file systems that only map); POSIX uses pread.
@@ -74,6 +76,8 @@ class FileSystem {
                                                                 const ReadOpenOptions& options);
   virtual Result<uint64_t> FileSize(const std::string& path) = 0;
   virtual bool Exists(const std::string& path) = 0;
+  // Whether `path` itself is a symbolic link (not followed); false when it does not exist.
+  virtual bool IsSymlink(const std::string& path) = 0;
   // Names (not paths) of the entries of a directory, without "." and "..".
   virtual Result<std::vector<std::string>> ListDir(const std::string& path) = 0;
 
@@ -94,75 +98,15 @@ class FileSystem {
   virtual bool ProcessAlive(int pid) = 0;
 };
 
-// Wraps another file system and fails on purpose. Faults apply to writes through files opened
-// after they are set, and to renames.
-class FaultInjectingFileSystem : public FileSystem {
- public:
-  explicit FaultInjectingFileSystem(FileSystem* base = FileSystem::Default());
-
-  // A disk with this many free bytes (counted from now): the write that crosses the limit
-  // writes what fits, then fails with kNoSpace; every later write fails too.
-  void SetFreeSpace(uint64_t bytes);
-  // Appends fail with kIO (EIO) after `successful_appends` more appends succeed.
-  void FailWritesAfter(uint64_t successful_appends);
-  void SetRenameFails(bool fail) { rename_fails_ = fail; }
-  void SetSyncFails(bool fail) { sync_fails_ = fail; }
-  // Reads through files opened after this fail with kIO (EIO) after `successful_reads` more
-  // reads succeed.
-  void FailReadsAfter(uint64_t successful_reads);
-  // Each read returns at most this many bytes (a legal short read; 0 = no limit).
-  void SetMaxReadBytes(size_t bytes) { max_read_bytes_ = bytes; }
-  // Reads find nothing past this offset, though size() is unchanged: a file truncated after it
-  // was opened (UINT64_MAX = no limit).
-  void SetReadableBytes(uint64_t bytes) { readable_bytes_ = bytes; }
-  // Back to a healthy disk.
-  void ClearFaults();
-
-  uint64_t bytes_written() const { return bytes_written_.load(); }
-  uint64_t faults_injected() const { return faults_injected_.load(); }
-
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
-  Result<std::shared_ptr<MappedFile>> MapFile(const std::string& path) override;
-  Result<std::string> ReadFile(const std::string& path) override;
-  Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path,
-                                                        const ReadOpenOptions& options) override;
-  Result<uint64_t> FileSize(const std::string& path) override;
-  bool Exists(const std::string& path) override;
-  Result<std::vector<std::string>> ListDir(const std::string& path) override;
-  Status CreateDir(const std::string& path) override;
-  Status RemoveFile(const std::string& path) override;
-  Status RemoveAll(const std::string& path) override;
-  Status Rename(const std::string& from, const std::string& to) override;
-  Status ReplaceDir(const std::string& from, const std::string& to) override;
-  Status SyncDir(const std::string& path) override;
-  bool ProcessAlive(int pid) override;
-
-  uint64_t reads() const { return reads_.load(); }
-
- private:
-  class FaultyFile;
-  class FaultyReader;
-  // Whether the next read may proceed; false (counted as a fault) when it must fail.
-  bool AdmitRead();
-  // Decides how many of `size` bytes an append may write; fills `fault` when it must fail.
-  size_t Admit(size_t size, Status* fault);
-
-  FileSystem* const base_;
-  std::mutex mu_;
-  bool space_limited_ = false;         // guarded by mu_
-  uint64_t free_bytes_ = 0;            // guarded by mu_
-  bool write_errors_armed_ = false;    // guarded by mu_
-  uint64_t appends_before_error_ = 0;  // guarded by mu_
-  bool read_errors_armed_ = false;     // guarded by mu_
-  uint64_t reads_before_error_ = 0;    // guarded by mu_
-  std::atomic<size_t> max_read_bytes_{0};
-  std::atomic<uint64_t> readable_bytes_{UINT64_MAX};
-  std::atomic<uint64_t> reads_{0};
-  std::atomic<bool> rename_fails_{false};
-  std::atomic<bool> sync_fails_{false};
-  std::atomic<uint64_t> bytes_written_{0};
-  std::atomic<uint64_t> faults_injected_{0};
-};
+// Writes `bytes` to `path` (created or truncated), fsynced when `sync`. A failed write leaves a
+// partial file; callers that must never expose one use WriteFileAtomically.
+Status WriteWholeFile(FileSystem& fs, const std::string& path, std::string_view bytes,
+                      bool sync = true);
+// Writes to a temporary name beside `path` and renames it over `path` (fsyncing the file and its
+// folder when `sync`): a reader sees the old file or the whole new one, never a part, and a failure
+// (disk full) leaves the old file and no temporary behind.
+Status WriteFileAtomically(FileSystem& fs, const std::string& path, std::string_view bytes,
+                           bool sync = true);
 
 // Status for a failed system call: kNoSpace for ENOSPC/EDQUOT, kNotFound for ENOENT, else kIO.
 Status ErrnoStatus(const std::string& what, const std::string& path, int error_number);

@@ -13,7 +13,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "graph/status.h"
+#include "discomfort/status.h"
 #include "storage/filesystem.h"
 
 namespace discomfort::storage {

@@ -50,21 +50,13 @@ void RemoveDeadStaging(FileSystem& fs, const std::string& dir) {
     if (name.compare(0, prefix.size(), prefix) != 0) continue;
     const int pid = std::atoi(name.c_str() + prefix.size());
     if (pid <= 0 || pid == ::getpid() || fs.ProcessAlive(pid)) continue;
-    (void)fs.RemoveAll(parent + "/" + name);
+    fs.RemoveAll(parent + "/" + name).IgnoreError();  // best effort: the next snapshot retries
   }
 }
 
 bool EndsWith(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() &&
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-Status WriteWholeFile(FileSystem& fs, const std::string& path, const std::string& bytes) {
-  auto file = fs.NewWritableFile(path);
-  if (!file.ok()) return file.TakeStatus();
-  DISCOMFORT_RETURN_IF_ERROR((*file)->Append(bytes.data(), bytes.size()));
-  DISCOMFORT_RETURN_IF_ERROR((*file)->Sync());
-  return (*file)->Close();
 }
 
 std::map<std::string, std::string> TensorMetadata(const std::string& key,
@@ -101,7 +93,7 @@ struct Item {
 Status Context::Export(const std::string& key, const std::string& path) const {
   Value value;
   {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock lock(state_->mu);
     auto it = state_->entries.find(key);
     if (it == state_->entries.end()) {
       return Status(ErrorCode::kNotFound, "the context has no value for '" + key + "'");
@@ -131,7 +123,7 @@ Status Context::Export(const std::string& key, const std::string& path) const {
   }
   if (written.ok()) written = fs.Rename(temporary, path);
   if (!written.ok()) {
-    fs.RemoveFile(temporary);
+    fs.RemoveFile(temporary).IgnoreError();  // the export's own error is the one to report
     return Status(written.code(), "exporting '" + key + "' to " + path + ": " + written.message());
   }
   return Status::Ok();
@@ -187,7 +179,7 @@ Result<SnapshotReport> Context::SaveSnapshot(const std::string& dir) const {
   // A consistent cut: every value as of one moment (spilled tensors mapped, not reloaded).
   std::vector<Item> items;
   {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock lock(state_->mu);
     items.reserve(state_->entries.size());
     for (const auto& [key, entry] : state_->entries) {
       auto value = state_->PeekLocked(key, entry);
@@ -313,8 +305,9 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
     return fail(ErrorCode::kParse, error.what());
   }
   // json::value() throws on a present key of another type: check the types first.
-  if (!manifest.is_object() || !manifest.contains("format") || manifest["format"] != kSnapshotFormat ||
-      !manifest.contains("entries") || !manifest["entries"].is_array() ||
+  if (!manifest.is_object() || !manifest.contains("format") ||
+      manifest["format"] != kSnapshotFormat || !manifest.contains("entries") ||
+      !manifest["entries"].is_array() ||
       (manifest.contains("format_version") && !manifest["format_version"].is_number_integer())) {
     return fail(ErrorCode::kParse, "manifest.json is not a discomfort snapshot manifest");
   }
@@ -335,6 +328,16 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
       start = slash + 1;
     }
     if (!ok) throw std::runtime_error("file '" + file + "' lies outside the snapshot folder");
+    // A symbolic link anywhere below the snapshot folder could point at any file of the machine.
+    for (size_t slash = file.find('/');; slash = file.find('/', slash + 1)) {
+      const std::string part = dir + "/" + file.substr(0, slash);
+      if (fs.IsSymlink(part)) {
+        throw std::runtime_error("'" + file.substr(0, slash) +
+                                 "' is a symbolic link; snapshot files must be plain files "
+                                 "inside the snapshot folder");
+      }
+      if (slash == std::string::npos) break;
+    }
     return dir + "/" + file;
   };
 
@@ -346,8 +349,7 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
       const std::string key = entry.at("key").get<std::string>();
       const std::string kind = entry.at("kind").get<std::string>();
       if (kind == ValueKindName(ValueKind::kTensor)) {
-        auto tensor =
-            detail::TensorFromFile(fs, inside(entry), key);
+        auto tensor = detail::TensorFromFile(fs, inside(entry), key);
         if (!tensor.ok()) return fail(tensor.status().code(), tensor.status().message());
         report.bytes += static_cast<uint64_t>(tensor->numel()) * tensor->element_size();
         staged.emplace_back(key, Value::Tensor(RestoreDevice(std::move(tensor).value(),

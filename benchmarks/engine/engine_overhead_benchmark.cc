@@ -15,10 +15,14 @@ PreparedWorkflow CarryWorkflow(int ports) {
   json prompt = json::object();
   for (int i = 0; i < ports; ++i) {
     const std::string uid = "v" + std::to_string(i);
-    prompt[std::to_string(3 * i + 1)] = {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", uid}}}};
-    prompt[std::to_string(3 * i + 2)] = {{"class_type", "Op"}, {"inputs", {{"x", json::array({std::to_string(3 * i + 1), 0})}}}};
-    prompt[std::to_string(3 * i + 3)] = {{"class_type", "DiscomfortPort"},
-                                         {"inputs", {{"unique_id", uid}, {"input_data", json::array({std::to_string(3 * i + 2), 0})}}}};
+    prompt[std::to_string(3 * i + 1)] = {{"class_type", "DiscomfortPort"},
+                                         {"inputs", {{"unique_id", uid}}}};
+    prompt[std::to_string(3 * i + 2)] = {
+        {"class_type", "Op"}, {"inputs", {{"x", json::array({std::to_string(3 * i + 1), 0})}}}};
+    prompt[std::to_string(3 * i + 3)] = {
+        {"class_type", "DiscomfortPort"},
+        {"inputs",
+         {{"unique_id", uid}, {"input_data", json::array({std::to_string(3 * i + 2), 0})}}}};
   }
   return std::move(PrepareWorkflow({"bench.json", prompt}, 0)).value();
 }
@@ -34,7 +38,8 @@ void BM_LoopIterationWithNoOpExecutor(benchmark::State& state) {
     return out;
   });
   storage::Context context;
-  for (int i = 0; i < ports; ++i) (void)context.Put("v" + std::to_string(i), storage::Value::Json(i));
+  for (int i = 0; i < ports; ++i)
+    (void)context.Put("v" + std::to_string(i), storage::Value::Json(i));
   LoopRunner runner(fake, context);
   const std::vector<PreparedWorkflow> workflows = {CarryWorkflow(ports)};
   const int iterations_per_run = 1000;
@@ -48,8 +53,8 @@ void BM_LoopIterationWithNoOpExecutor(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * iterations_per_run);
   state.counters["us_per_iteration"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * iterations_per_run), benchmark::Counter::kIsRate | benchmark::Counter::kInvert,
-      benchmark::Counter::kIs1000);
+      static_cast<double>(state.iterations() * iterations_per_run),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_LoopIterationWithNoOpExecutor)
     ->ArgNames({"ports", "timeout"})

@@ -18,6 +18,7 @@ tensors and models handed over by reference.
 
 from . import errors
 from ._api import Discomfort
+from .builder import WorkflowBuilder
 from ._native import BUILD_HINT, core as _core_module
 from .context import WorkflowContext
 from .errors import (AlreadyExistsError, CycleError, DiscomfortError, ExecutionError, InternalError,
@@ -29,10 +30,10 @@ from .worker import Worker
 
 CancelToken = _core_module.CancelToken
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "Discomfort", "WorkflowContext", "WorkflowTools", "Worker", "CancelToken", "errors", "BUILD_HINT",
+    "Discomfort", "WorkflowBuilder", "WorkflowContext", "WorkflowTools", "Worker", "CancelToken", "errors", "BUILD_HINT",
     "DiscomfortError", "InvalidArgumentError", "WorkflowParseError", "NotFoundError", "WorkflowFileNotFoundError",
     "AlreadyExistsError", "TypeMismatchError", "CycleError", "ValidationError", "ExecutionError", "StorageIOError",
     "NoSpaceError", "RunCancelledError", "RunTimeoutError", "PythonError", "InternalError",

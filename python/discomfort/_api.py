@@ -12,7 +12,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from . import _engine, _workflows, errors
 from ._native import core
+from .builder import WorkflowBuilder
 from .context import WorkflowContext
+from .results import EventRecorder, RunResult, SweepResults
 from .tools import WorkflowTools
 from .worker import Worker
 
@@ -63,7 +65,8 @@ class Discomfort:
                   on_iteration: Optional[Callable[[Dict[str, Any]], Any]] = None,
                   on_event: Optional[Callable[[Dict[str, Any]], Any]] = None,
                   cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
-                  interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
+                  interrupt_grace: Optional[float] = None, save_every: int = 1,
+                  trace: Optional[str] = None, exact_executor: bool = False) -> Dict[str, Any]:
         """Runs ``workflows`` (paths or dicts, UI or API format) in order, ``iterations`` times, and
         returns {unique_id: value} for every OUTPUT port: tensors and live objects by reference.
 
@@ -81,7 +84,10 @@ class Discomfort:
         longer and raises RunTimeoutError (a TimeoutError) naming the iteration, workflow and node,
         the context left at the last finished iteration; ``interrupt_grace`` (default 10 s) is how
         long a node may ignore that interrupt before the call returns anyway (the node is then
-        abandoned and the next execution waits for it)."""
+        abandoned and the next execution waits for it). ``trace`` (a path) writes a Chrome trace of the
+        run (Perfetto or chrome://tracing open it): iterations, stages, workflows, every node, context
+        spills and reloads, PNG encodes. ``exact_executor=True`` runs ComfyUI's full prompt round every
+        iteration instead of only the nodes whose inputs changed (the same results; for comparison)."""
         self._check_open()
         if iterations < 0:
             raise errors.InvalidArgumentError("iterations must be >= 0")
@@ -96,7 +102,7 @@ class Discomfort:
             result = await self._run_core(ctx, loaded, iterations, until, output_dir,
                                           _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
                                           iteration_timeout, interrupt_grace, keep_reports=False,
-                                          save_every=save_every)
+                                          save_every=save_every, trace=trace, exact_executor=exact_executor)
             outputs = result["outputs"]
             if not use_ram and not own_context:
                 for uid, value in outputs.items():
@@ -110,43 +116,51 @@ class Discomfort:
                            iterations: int = 1, until: Optional[str] = None, output_dir: Optional[str] = None,
                            on_iteration: Optional[Callable] = None, on_event: Optional[Callable] = None,
                            cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
-                           interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
-        """Like run, returning {outputs, files, iterations_completed, stopped_by_until, reports}."""
+                           interrupt_grace: Optional[float] = None, save_every: int = 1,
+                           trace: Optional[str] = None, exact_executor: bool = False,
+                           report: bool = False) -> RunResult:
+        """Like run, returning {outputs, files, iterations_completed, stopped_by_until, reports}.
+        With ``report=True`` the run's events are kept and ``result.report()`` writes an HTML report."""
         self._check_open()
         loop = asyncio.get_running_loop()
-        return await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
-                                    _threadsafe(on_iteration, loop), _threadsafe(on_event, loop), cancel,
-                                    iteration_timeout, interrupt_grace, save_every=save_every)
+        recorder = EventRecorder(_threadsafe(on_event, loop)) if report else None
+        result = await self._run_core(context, _workflows.load_all(workflows), iterations, until, output_dir,
+                                      _threadsafe(on_iteration, loop), recorder or _threadsafe(on_event, loop),
+                                      cancel, iteration_timeout, interrupt_grace, save_every=save_every, trace=trace,
+                                      exact_executor=exact_executor)
+        return RunResult(result, _dir(output_dir), recorder, until)
 
     async def run_plan(self, plan: Union[str, os.PathLike, Dict[str, Any]], *, context: Optional[WorkflowContext] = None,
                        iterations: Optional[int] = None, until: Union[None, str, Callable[[WorkflowContext], bool]] = None,
                        output_dir: Optional[str] = None, on_iteration: Optional[Callable] = None,
                        on_event: Optional[Callable] = None, cancel: Optional["core.CancelToken"] = None,
                        iteration_timeout: Optional[float] = None,
-                       interrupt_grace: Optional[float] = None, save_every: int = 1) -> Dict[str, Any]:
+                       interrupt_grace: Optional[float] = None, save_every: int = 1,
+                       trace: Optional[str] = None, exact_executor: bool = False,
+                       report: bool = False) -> RunResult:
         """Runs a loop plan (a PLAN.json path or the same structure as a dict: stages with ``when``
         conditions and error policies, ``until``, ``max_iterations``, ``inputs``; see the README).
         Returns {outputs, files, iterations_completed, stopped_by_until, reports}. ``until`` may
         override the plan's condition, as an expression or a callable taking the context;
         ``iteration_timeout`` / ``interrupt_grace`` override the plan's fields of those names;
-        ``save_every`` as in run."""
+        ``save_every``, ``trace``, ``exact_executor`` and ``report`` as in run / run_detailed."""
         self._check_open()
-        base_dir = ""
         if isinstance(plan, (str, os.PathLike)):
-            base_dir = os.path.dirname(os.path.abspath(os.fspath(plan)))
-            with open(plan) as f:
-                plan = json.load(f)
+            plan = os.fspath(plan)  # read by the engine, exactly as the CLI's --plan
         own_context = context is None
         ctx = WorkflowContext() if own_context else context
         loop = asyncio.get_running_loop()
+        recorder = EventRecorder(_threadsafe(on_event, loop)) if report else None
         try:
-            return await self._submit(self._engine.run_plan, ctx, plan, base_dir=base_dir, iterations=iterations,
-                                      until=self._core_until(until, ctx),
-                                      output_dir=os.fspath(output_dir) if output_dir else None,
-                                      on_iteration=_threadsafe(on_iteration, loop),
-                                      on_event=_threadsafe(on_event, loop), cancel=cancel,
-                                      iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
-                                      save_every=save_every)
+            result = await self._submit(self._engine.run_plan, ctx, plan, iterations=iterations,
+                                        until=self._core_until(until, ctx),
+                                        output_dir=os.fspath(output_dir) if output_dir else None,
+                                        on_iteration=_threadsafe(on_iteration, loop),
+                                        on_event=recorder or _threadsafe(on_event, loop), cancel=cancel,
+                                        iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
+                                        save_every=save_every, trace=os.fspath(trace) if trace else None,
+                                        exact_executor=exact_executor)
+            return RunResult(result, _dir(output_dir), recorder, until)
         finally:
             if own_context:
                 ctx.shutdown()
@@ -158,7 +172,9 @@ class Discomfort:
                     output_dir: Optional[str] = None, pipeline: bool = True, max_in_flight: int = 4,
                     on_point: Optional[Callable[[Dict[str, Any]], Any]] = None,
                     cancel: Optional["core.CancelToken"] = None, iteration_timeout: Optional[float] = None,
-                    interrupt_grace: Optional[float] = None, ray: Optional[str] = None, workers_per_node: int = 1,
+                    interrupt_grace: Optional[float] = None, shard: Optional[str] = None,
+                    trace: Optional[str] = None, exact_executor: bool = False, report: bool = False,
+                    ray: Optional[str] = None, workers_per_node: int = 1,
                     setup: Optional[_workflows.WorkflowLike] = None, collect: bool = False,
                     max_retries: int = 3) -> List[Dict[str, Any]]:
         """Independent runs of ``workflows``, one per point of a parameter ``grid`` or per PNG of
@@ -179,7 +195,10 @@ class Discomfort:
         points finish (a coroutine function runs on this loop). Cancelling the awaiting task (or
         ``cancel``) stops the sweep and raises asyncio.CancelledError (RunCancelledError for a token).
         ``iteration_timeout`` (seconds): a point whose iteration runs longer fails with a
-        RunTimeoutError in its ``error`` and the sweep goes on.
+        RunTimeoutError in its ``error`` and the sweep goes on. ``shard="K/N"`` runs only part K of N
+        (1 <= K <= N) of the points, round robin by index: the N parts are disjoint and together the
+        whole sweep, with the same output names (for one farm task per shard). ``trace`` (a path) writes
+        a Chrome trace of each point's decode / execute / encode and its nodes.
 
         ``ray="HOST:PORT" | "auto" | "local:N"`` runs the points on a Ray cluster instead (``pip install
         'discomfort[ray]'``): ``workers_per_node`` actors per machine, each holding one engine for the
@@ -206,7 +225,7 @@ class Discomfort:
         if ray is not None:
             from . import distributed_api
             return await distributed_api.sweep_on_ray(
-                address=ray, workflows=loaded, points=distributed_api.make_points(axes, image_list),
+                address=ray, workflows=loaded, points=distributed_api.make_points(axes, image_list, shard),
                 values={**({k: context.load(k) for k in context.list_keys()} if context else {}), **(inputs or {})},
                 iterations=iterations, image_port=image_port, output_dir=os.fspath(output_dir) if output_dir else None,
                 on_point=_threadsafe(on_point, asyncio.get_running_loop()), cancel=cancel,
@@ -225,8 +244,10 @@ class Discomfort:
                                         output_dir=os.fspath(output_dir) if output_dir else None,
                                         pipeline=pipeline, max_in_flight=max_in_flight,
                                         on_point=_threadsafe(on_point, loop), cancel=cancel,
-                                        iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace)
-            return result["points"]
+                                        iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
+                                        shard=shard, trace=os.fspath(trace) if trace else None,
+                                        exact_executor=exact_executor)
+            return SweepResults(result["points"], _dir(output_dir), EventRecorder() if report else None)
         finally:
             if own_context:
                 ctx.shutdown()
@@ -240,13 +261,14 @@ class Discomfort:
 
     async def _run_core(self, ctx: WorkflowContext, loaded, iterations, until, output_dir, on_iteration, on_event,
                         cancel, iteration_timeout=None, interrupt_grace=None, keep_reports=True,
-                        save_every=1) -> Dict[str, Any]:
+                        save_every=1, trace=None, exact_executor=False) -> Dict[str, Any]:
         return await self._submit(self._engine.run, ctx, loaded, iterations=iterations,
                                   until=self._core_until(until, ctx),
                                   output_dir=os.fspath(output_dir) if output_dir else None,
                                   on_iteration=on_iteration, on_event=on_event, cancel=cancel,
                                   iteration_timeout=iteration_timeout, interrupt_grace=interrupt_grace,
-                                  keep_reports=keep_reports, save_every=save_every)
+                                  keep_reports=keep_reports, save_every=save_every,
+                                  trace=os.fspath(trace) if trace else None, exact_executor=exact_executor)
 
     async def _submit(self, method, ctx: WorkflowContext, *args, cancel=None, **kwargs) -> Dict[str, Any]:
         token = cancel or core.CancelToken()
@@ -270,6 +292,12 @@ class Discomfort:
     async def _run_once(self, loaded) -> Dict[str, Any]:
         with WorkflowContext() as ctx:
             return (await self._run_core(ctx, loaded, 1, None, None, None, None, None))["outputs"]
+
+    def new_workflow(self) -> "WorkflowBuilder":
+        """A workflow built in code, every call checked against this ComfyUI's node definitions
+        (discomfort.builder.WorkflowBuilder)."""
+        self._check_open()
+        return WorkflowBuilder(_engine.call_blocking(self._engine.definitions))
 
     def interrupt(self) -> None:
         """Stops the running execution at its next node (from any thread)."""
@@ -328,6 +356,10 @@ def _grid_axes(grid: GridLike) -> List[tuple]:
                                                   f"string, got {type(values).__name__}")
         return axes
     return [tuple(core.parse_grid_axis(text)) for text in grid]
+
+
+def _dir(path: Optional[str]) -> Optional[str]:
+    return os.fspath(path) if path else None
 
 
 def _threadsafe(callback: Optional[Callable], loop: asyncio.AbstractEventLoop) -> Optional[Callable]:

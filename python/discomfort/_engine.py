@@ -66,13 +66,10 @@ def get_engine(comfyui_path: Optional[str] = None, work_dir: Optional[str] = Non
                 atexit.register(_tidy_default_work_dir)
             _options.update(comfyui_path=comfyui_path, loaded=set(map(str, extra_nodes)))
             return _engine
-        new = [str(p) for p in extra_nodes if str(p) not in _options["loaded"]]
-        if new:
-            import discomfort_bridge  # the bridge put it on sys.path when it started
-            for path in new:
-                discomfort_bridge.HOST.load_nodes(path)
+        for path in (str(p) for p in extra_nodes):
+            if path not in _options["loaded"]:
+                _engine.load_nodes(path)
                 _options["loaded"].add(path)
-            _engine.forget_definitions()
         return _engine
 
 

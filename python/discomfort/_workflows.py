@@ -12,9 +12,15 @@ WorkflowLike = Union[str, "os.PathLike[str]", Dict[str, Any]]
 
 
 def load(workflow: WorkflowLike, index: int = 0) -> Tuple[str, Dict[str, Any]]:
-    """(name, document). Paths are read now; dicts are used as they are."""
+    """(name, document). Paths are read now; dicts are used as they are; a (name, dict) pair or a
+    WorkflowBuilder (discomfort.builder) gives its API prompt."""
     if isinstance(workflow, dict):
         return f"workflow_{index}", workflow
+    if isinstance(workflow, tuple) and len(workflow) == 2 and isinstance(workflow[0], str) \
+            and isinstance(workflow[1], dict):
+        return workflow
+    if hasattr(workflow, "to_api") and callable(workflow.to_api):
+        return f"built_{index}.json", workflow.to_api()
     if isinstance(workflow, (str, os.PathLike)):
         path = os.fspath(workflow)
         if not os.path.isfile(path):
@@ -31,7 +37,7 @@ def load(workflow: WorkflowLike, index: int = 0) -> Tuple[str, Dict[str, Any]]:
 
 
 def load_all(workflows: Sequence[WorkflowLike]) -> List[Tuple[str, Dict[str, Any]]]:
-    if isinstance(workflows, (str, os.PathLike, dict)):
+    if isinstance(workflows, (str, os.PathLike, dict)) or hasattr(workflows, "to_api"):
         raise errors.TypeMismatchError("workflows must be a list of paths or dicts")
     if not workflows:
         raise errors.InvalidArgumentError("workflows must be a non-empty list")

@@ -28,13 +28,16 @@ class WorkflowContext:
 
     ``max_ram_gb`` caps the RAM the context's tensors use (10^9 bytes); beyond it the least recently
     used tensors spill to disk. Without it, ``max_ram_percent`` (default 50, the original's shipped
-    setting) of the memory available when the context opens. ``create=False`` attaches to a live
-    context of this process by ``run_id``.
+    setting) of the memory available when the context opens. ``max_device_gb`` caps the context's GPU
+    tensors (GiB): beyond it the least recently used spill (device -> pinned staging -> safetensors) and
+    come back to their device when read. ``create=False`` attaches to a live context of this process
+    by ``run_id``.
     """
 
     def __init__(self, config_path: Optional[str] = None, max_ram_gb: Optional[float] = None,
                  run_id: Optional[str] = None, create: bool = True, *, max_ram_percent: Optional[float] = None,
-                 temp_root: Optional[str] = None, force_spill: bool = False) -> None:
+                 temp_root: Optional[str] = None, force_spill: bool = False,
+                 max_device_gb: Optional[float] = None) -> None:
         if not create:
             if run_id is None:
                 raise errors.InvalidArgumentError("create=False needs the run_id of an existing context")
@@ -56,8 +59,10 @@ class WorkflowContext:
         if max_ram_percent is not None and not 0 < max_ram_percent <= 100:
             raise errors.InvalidArgumentError(f"max_ram_percent must be in (0, 100], got {max_ram_percent}")
         self.run_id = run_id or uuid.uuid4().hex
+        if max_device_gb is not None and not max_device_gb >= 0:
+            raise errors.InvalidArgumentError(f"max_device_gb must be >= 0, got {max_device_gb}")
         self._core = core.Context(max_ram_gb=max_ram_gb, max_ram_percent=max_ram_percent, temp_root=temp_root,
-                                  force_spill=force_spill)
+                                  force_spill=force_spill, max_device_gb=max_device_gb)
         self._pass_by: Dict[str, str] = {}
         self._creator = True
         with _LIVE_LOCK:

@@ -87,17 +87,11 @@ def _portable(value: Any) -> bool:
     return False
 
 
-def make_points(axes: List[tuple], images: List[str]) -> List[Dict[str, Any]]:
-    """[{index, params, image}] from the engine's grid-to-points function (first axis slowest)."""
+def make_points(axes: List[tuple], images: List[str], shard: Optional[str] = None) -> List[Dict[str, Any]]:
+    """[{index, params, image}] from the engine's grid-to-points function (first axis slowest), only
+    those of `shard` ("K/N") when given."""
     from ._native import core
-    if hasattr(core, "make_sweep_points"):
-        return core.make_sweep_points(grid=axes, images=images, shard=None)
-    import itertools  # STAND-IN until the core has make_sweep_points
-    if images:
-        return [{"index": i, "params": {}, "image": p} for i, p in enumerate(images)]
-    keys = [k for k, _ in axes]
-    return [{"index": i, "params": dict(zip(keys, combo)), "image": None}
-            for i, combo in enumerate(itertools.product(*[list(v) for _, v in axes]))]
+    return core.make_sweep_points(grid=axes, images=images, shard=shard)
 
 
 def versions(info: Dict[str, Any]) -> Dict[str, Optional[str]]:

@@ -33,7 +33,8 @@ TEST(ComfyBridgeTest, ObjectInfoHasCoreV1AndV3NodesAndOurPort) {
   auto info = Comfy().ObjectInfo();
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   // Classic (V1) nodes.
-  for (const char* name : {"KSampler", "CheckpointLoaderSimple", "SaveImage", "EmptyImage", "VAEDecode"}) {
+  for (const char* name :
+       {"KSampler", "CheckpointLoaderSimple", "SaveImage", "EmptyImage", "VAEDecode"}) {
     ASSERT_TRUE(info->contains(name)) << name;
   }
   EXPECT_EQ((*info)["KSampler"]["input"]["required"]["steps"][0], "INT");
@@ -55,8 +56,9 @@ TEST(ComfyBridgeTest, ObjectInfoHasCoreV1AndV3NodesAndOurPort) {
 }
 
 TEST(ComfyBridgeTest, ValidationErrorNamesUnknownNodeType) {
-  json prompt = {{"1", {{"class_type", "NoSuchNode"}, {"inputs", json::object()}}},
-                 {"2", {{"class_type", "PreviewAny"}, {"inputs", {{"source", json::array({"1", 0})}}}}}};
+  json prompt = {
+      {"1", {{"class_type", "NoSuchNode"}, {"inputs", json::object()}}},
+      {"2", {{"class_type", "PreviewAny"}, {"inputs", {{"source", json::array({"1", 0})}}}}}};
   Status st = Comfy().Validate(prompt);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), ErrorCode::kValidation);
@@ -66,8 +68,12 @@ TEST(ComfyBridgeTest, ValidationErrorNamesUnknownNodeType) {
 
 TEST(ComfyBridgeTest, ValidationErrorNamesNodeAndInputOfInvalidWidgetValue) {
   json prompt = {
-      {"1", {{"class_type", "EmptyImage"}, {"inputs", {{"width", 8}, {"height", 8}, {"batch_size", 1}, {"color", 0}}}}},
-      {"2", {{"class_type", "ImageBlur"}, {"inputs", {{"image", json::array({"1", 0})}, {"blur_radius", 99}, {"sigma", 1.0}}}}},
+      {"1",
+       {{"class_type", "EmptyImage"},
+        {"inputs", {{"width", 8}, {"height", 8}, {"batch_size", 1}, {"color", 0}}}}},
+      {"2",
+       {{"class_type", "ImageBlur"},
+        {"inputs", {{"image", json::array({"1", 0})}, {"blur_radius", 99}, {"sigma", 1.0}}}}},
       {"3", {{"class_type", "PreviewImage"}, {"inputs", {{"images", json::array({"2", 0})}}}}}};
   Status st = Comfy().Validate(prompt);
   ASSERT_FALSE(st.ok());
@@ -81,9 +87,16 @@ TEST(ComfyBridgeTest, TensorCrossesByPointerThroughARealNode) {
   // frame -> ImageCrop (full size: a view) -> OUTPUT, and frame -> OUTPUT directly.
   json prompt = {
       {"1", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "in"}}}}},
-      {"2", {{"class_type", "ImageCrop"}, {"inputs", {{"image", json::array({"1", 0})}, {"width", 16}, {"height", 8}, {"x", 0}, {"y", 0}}}}},
-      {"3", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "cropped"}, {"input_data", json::array({"2", 0})}}}}},
-      {"4", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "same"}, {"input_data", json::array({"1", 0})}}}}}};
+      {"2",
+       {{"class_type", "ImageCrop"},
+        {"inputs",
+         {{"image", json::array({"1", 0})}, {"width", 16}, {"height", 8}, {"x", 0}, {"y", 0}}}}},
+      {"3",
+       {{"class_type", "DiscomfortPort"},
+        {"inputs", {{"unique_id", "cropped"}, {"input_data", json::array({"2", 0})}}}}},
+      {"4",
+       {{"class_type", "DiscomfortPort"},
+        {"inputs", {{"unique_id", "same"}, {"input_data", json::array({"1", 0})}}}}}};
   auto prepared = engine::PrepareWorkflow({"pointer.json", prompt}, 0);
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   at::Tensor image = at::rand({1, 8, 16, 3});
@@ -103,10 +116,13 @@ TEST(ComfyBridgeTest, TensorCrossesByPointerThroughARealNode) {
 }
 
 TEST(ComfyBridgeTest, UnknownSlotExecutorsAreIndependentAndResettable) {
-  json prompt = {
-      {"1", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "v"}}}}},
-      {"2", {{"class_type", "DiscomfortTestAdd"}, {"inputs", {{"value", json::array({"1", 0})}, {"amount", 2}}}}},
-      {"3", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "v"}, {"input_data", json::array({"2", 0})}}}}}};
+  json prompt = {{"1", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", "v"}}}}},
+                 {"2",
+                  {{"class_type", "DiscomfortTestAdd"},
+                   {"inputs", {{"value", json::array({"1", 0})}, {"amount", 2}}}}},
+                 {"3",
+                  {{"class_type", "DiscomfortPort"},
+                   {"inputs", {{"unique_id", "v"}, {"input_data", json::array({"2", 0})}}}}}};
   auto prepared = engine::PrepareWorkflow({"add.json", prompt}, 7);
   ASSERT_TRUE(prepared.ok());
   engine::ExecutionRequest request;
@@ -129,7 +145,9 @@ TEST(ComfyBridgeTest, UnknownSlotExecutorsAreIndependentAndResettable) {
 TEST(ComfyBridgeTest, DeeplyNestedInputIsAnErrorNotACrash) {
   json deep = json::array();
   for (int i = 0; i < 5000; ++i) deep = json::array({std::move(deep)});
-  json prompt = {{"1", {{"class_type", "ImageBlur"}, {"inputs", {{"image", deep}, {"blur_radius", 1}, {"sigma", 1.0}}}}}};
+  json prompt = {{"1",
+                  {{"class_type", "ImageBlur"},
+                   {"inputs", {{"image", deep}, {"blur_radius", 1}, {"sigma", 1.0}}}}}};
   Status st = Comfy().Validate(prompt);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("nested deeper"), std::string::npos) << st.ToString();

@@ -16,9 +16,12 @@ using nlohmann::json;
 using testing::Comfy;
 
 json Link(const std::string& node, int slot = 0) { return json::array({node, slot}); }
-json Port(const std::string& uid) { return {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", uid}}}}; }
+json Port(const std::string& uid) {
+  return {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", uid}}}};
+}
 json Port(const std::string& uid, const json& source) {
-  return {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", uid}, {"input_data", source}}}};
+  return {{"class_type", "DiscomfortPort"},
+          {"inputs", {{"unique_id", uid}, {"input_data", source}}}};
 }
 json Add(const json& value, const json& amount) {
   return {{"class_type", "DiscomfortTestAdd"}, {"inputs", {{"value", value}, {"amount", amount}}}};
@@ -28,7 +31,9 @@ json Add(const json& value, const json& amount) {
 json CounterWorkflow(int amount, int fail_at = -1) {
   return {{"1", Port("counter")},
           {"2", Add(Link("1"), amount)},
-          {"3", {{"class_type", "DiscomfortTestFailAt"}, {"inputs", {{"value", Link("2")}, {"fail_at", fail_at}}}}},
+          {"3",
+           {{"class_type", "DiscomfortTestFailAt"},
+            {"inputs", {{"value", Link("2")}, {"fail_at", fail_at}}}}},
           {"4", Port("counter", Link("3"))}};
 }
 
@@ -47,7 +52,9 @@ int64_t JsonInt(const storage::Context& context, const std::string& key) {
 
 TEST(LoopTest, SingleRunProducesTheNodeOutput) {
   json prompt = {
-      {"1", {{"class_type", "EmptyImage"}, {"inputs", {{"width", 6}, {"height", 4}, {"batch_size", 1}, {"color", 0xFF0000}}}}},
+      {"1",
+       {{"class_type", "EmptyImage"},
+        {"inputs", {{"width", 6}, {"height", 4}, {"batch_size", 1}, {"color", 0xFF0000}}}}},
       {"2", Port("image", Link("1"))}};
   storage::Context context;
   engine::LoopRunner runner(Comfy(), context);
@@ -66,7 +73,9 @@ TEST(LoopTest, TenIterationsCarryACounter) {
   std::vector<int64_t> seen;
   engine::LoopOptions options;
   options.iterations = 10;
-  options.on_iteration = [&](const engine::IterationReport&) { seen.push_back(JsonInt(context, "counter")); };
+  options.on_iteration = [&](const engine::IterationReport&) {
+    seen.push_back(JsonInt(context, "counter"));
+  };
   engine::LoopRunner runner(Comfy(), context);
   auto result = runner.Run({Prepare(CounterWorkflow(3), "counter.json")}, options);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
@@ -80,8 +89,16 @@ TEST(LoopTest, ImageChangesByAKnownRuleEachIteration) {
   // frame' = 0.5 * frame + 0.5 * white  =>  1 - frame_n = (1 - frame_0) / 2^n
   json prompt = {
       {"1", Port("frame")},
-      {"2", {{"class_type", "EmptyImage"}, {"inputs", {{"width", 8}, {"height", 8}, {"batch_size", 1}, {"color", 0xFFFFFF}}}}},
-      {"3", {{"class_type", "ImageBlend"}, {"inputs", {{"image1", Link("1")}, {"image2", Link("2")}, {"blend_factor", 0.5}, {"blend_mode", "normal"}}}}},
+      {"2",
+       {{"class_type", "EmptyImage"},
+        {"inputs", {{"width", 8}, {"height", 8}, {"batch_size", 1}, {"color", 0xFFFFFF}}}}},
+      {"3",
+       {{"class_type", "ImageBlend"},
+        {"inputs",
+         {{"image1", Link("1")},
+          {"image2", Link("2")},
+          {"blend_factor", 0.5},
+          {"blend_mode", "normal"}}}}},
       {"4", Port("frame", Link("3"))}};
   storage::Context context;
   at::Tensor frame0 = at::rand({1, 8, 8, 3});
@@ -93,7 +110,8 @@ TEST(LoopTest, ImageChangesByAKnownRuleEachIteration) {
     auto v = context.Get("frame");
     ASSERT_TRUE(v.ok() && v->is_tensor());
     at::Tensor expected = 1.0 - (1.0 - frame0) / std::pow(2.0, report.iteration + 1);
-    EXPECT_TRUE(at::allclose(v->tensor(), expected, 1e-5, 1e-6)) << "iteration " << report.iteration;
+    EXPECT_TRUE(at::allclose(v->tensor(), expected, 1e-5, 1e-6))
+        << "iteration " << report.iteration;
     ++checked;
   };
   engine::LoopRunner runner(Comfy(), context);
@@ -103,15 +121,18 @@ TEST(LoopTest, ImageChangesByAKnownRuleEachIteration) {
 }
 
 TEST(LoopTest, MultipleInputAndOutputPorts) {
-  json prompt = {{"1", Port("a")},
-                 {"2", Port("b")},
-                 {"3", Port("greeting")},
-                 {"4", Add(Link("1"), Link("2"))},
-                 {"5", Add(Link("1"), 1)},
-                 {"6", {{"class_type", "StringConcatenate"}, {"inputs", {{"string_a", Link("3")}, {"string_b", "world"}, {"delimiter", ", "}}}}},
-                 {"7", Port("sum", Link("4"))},
-                 {"8", Port("a_plus_one", Link("5"))},
-                 {"9", Port("text", Link("6"))}};
+  json prompt = {
+      {"1", Port("a")},
+      {"2", Port("b")},
+      {"3", Port("greeting")},
+      {"4", Add(Link("1"), Link("2"))},
+      {"5", Add(Link("1"), 1)},
+      {"6",
+       {{"class_type", "StringConcatenate"},
+        {"inputs", {{"string_a", Link("3")}, {"string_b", "world"}, {"delimiter", ", "}}}}},
+      {"7", Port("sum", Link("4"))},
+      {"8", Port("a_plus_one", Link("5"))},
+      {"9", Port("text", Link("6"))}};
   storage::Context context;
   ASSERT_TRUE(context.Put("a", storage::Value::Json(20)).ok());
   ASSERT_TRUE(context.Put("b", storage::Value::Json(22)).ok());
@@ -136,7 +157,8 @@ TEST(LoopTest, TwoWorkflowsShareTheContextWithinAnIteration) {
     seen.emplace_back(JsonInt(context, "x"), JsonInt(context, "y"));
   };
   engine::LoopRunner runner(Comfy(), context);
-  auto result = runner.Run({Prepare(first, "first.json", 0), Prepare(second, "second.json", 1)}, options);
+  auto result =
+      runner.Run({Prepare(first, "first.json", 0), Prepare(second, "second.json", 1)}, options);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   ASSERT_EQ(seen.size(), 3u);
   for (int i = 0; i < 3; ++i) {
@@ -146,8 +168,10 @@ TEST(LoopTest, TwoWorkflowsShareTheContextWithinAnIteration) {
 }
 
 TEST(LoopTest, BuiltInIterationKeysAreReadableByPorts) {
-  json prompt = {{"1", Port("iteration")}, {"2", Port("iterations")},
-                 {"3", Add(Link("1"), Link("2"))}, {"4", Port("seen", Link("3"))}};
+  json prompt = {{"1", Port("iteration")},
+                 {"2", Port("iterations")},
+                 {"3", Add(Link("1"), Link("2"))},
+                 {"4", Port("seen", Link("3"))}};
   storage::Context context;
   engine::LoopOptions options;
   options.iterations = 4;

@@ -24,8 +24,10 @@ int main(int argc, char** argv) {
   }
   discomfort::bridge::BridgeOptions options;
   options.work_dir = (std::filesystem::temp_directory_path() /
-                      ("discomfort-bridge-tests-" + std::to_string(::getpid()))).string();
-  options.extra_node_paths = {std::string(DISCOMFORT_SOURCE_DIR) + "/tests/bridge/nodes/discomfort_test_nodes.py"};
+                      ("discomfort-bridge-tests-" + std::to_string(::getpid())))
+                         .string();
+  options.extra_node_paths = {std::string(DISCOMFORT_SOURCE_DIR) +
+                              "/tests/bridge/nodes/discomfort_test_nodes.py"};
   auto started = discomfort::bridge::ComfyBridge::Start(options);
   if (!started.ok()) {
     std::fprintf(stderr, "cannot start ComfyUI for the bridge tests: %s\n%s\n",

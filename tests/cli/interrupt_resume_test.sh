@@ -14,9 +14,9 @@ expected=$("$bin" run "$wf" -n 6 --set counter=0 --nodes "$nodes" --json 2>/dev/
 "$bin" run "$wf" -n 6 --set counter=0 --nodes "$nodes" --checkpoint-every 1 --checkpoint-dir "$work/ckpt" \
   > "$work/first.out" 2> "$work/first.err" &
 pid=$!
-# Interrupt once two iterations have finished.
+# Interrupt once two iterations have finished (their progress lines are on stderr).
 for _ in $(seq 1 300); do
-  [ "$(grep -c 'iteration' "$work/first.out" 2>/dev/null || true)" -ge 2 ] && break
+  [ "$(grep -c 'iteration [0-9]*/' "$work/first.err" 2>/dev/null || true)" -ge 2 ] && break
   sleep 0.1
 done
 kill -INT "$pid"

@@ -7,7 +7,6 @@
 namespace discomfort::engine {
 namespace {
 
-
 TEST(ConditionTest, EvaluatesExpressionsOverContextScalars) {
   storage::Context context;
   ASSERT_TRUE(context.Put("score", storage::Value::Json(0.95)).ok());
@@ -18,9 +17,10 @@ TEST(ConditionTest, EvaluatesExpressionsOverContextScalars) {
     const char* text;
     bool expected;
   };
-  for (const Case& c : {Case{"score > 0.9 && iteration >= 3", true}, Case{"score > 0.99 || iteration < 3", false},
-                        Case{"iteration % 2 == 1", true}, Case{"!done", true}, Case{"done == false", true},
-                        Case{"loss < 0.5", true}, Case{"max(score, 2) == 2", true}}) {
+  for (const Case& c :
+       {Case{"score > 0.9 && iteration >= 3", true}, Case{"score > 0.99 || iteration < 3", false},
+        Case{"iteration % 2 == 1", true}, Case{"!done", true}, Case{"done == false", true},
+        Case{"loss < 0.5", true}, Case{"max(score, 2) == 2", true}}) {
     auto cond = Condition::Parse(c.text);
     ASSERT_TRUE(cond.ok()) << c.text << ": " << cond.status().ToString();
     auto value = cond->Evaluate(context);
@@ -51,7 +51,8 @@ TEST(ConditionTest, MissingOrNonNumericVariablesAreNamedErrors) {
   EXPECT_NE(missing.status().message().find("'score'"), std::string::npos);
   auto text = Condition::Parse("name > 1")->Evaluate(context);
   ASSERT_FALSE(text.ok());
-  EXPECT_NE(text.status().message().find("not a number"), std::string::npos) << text.status().message();
+  EXPECT_NE(text.status().message().find("not a number"), std::string::npos)
+      << text.status().message();
 }
 
 TEST(ConditionTest, CallbacksReplaceExpressions) {

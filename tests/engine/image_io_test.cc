@@ -12,7 +12,8 @@ namespace discomfort::engine {
 namespace {
 
 std::string TempPath(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))).string();
+  return (std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid())))
+      .string();
 }
 
 TEST(ImageIoTest, RoundTripIsExactToOneLevel) {
@@ -42,13 +43,15 @@ TEST(ImageIoTest, RejectsNonImagesAndBadFiles) {
   EXPECT_FALSE(LooksLikeImage(at::zeros({4, 4})));
   EXPECT_FALSE(LooksLikeImage(at::zeros({1, 4, 4, 3}, at::kLong)));
   EXPECT_TRUE(LooksLikeImage(at::zeros({1, 4, 4, 3})));
-  EXPECT_EQ(WriteImagePngs(at::zeros({4, 4}), TempPath("bad")).status().code(), ErrorCode::kTypeMismatch);
+  EXPECT_EQ(WriteImagePngs(at::zeros({4, 4}), TempPath("bad")).status().code(),
+            ErrorCode::kTypeMismatch);
   EXPECT_EQ(ReadPngAsImage("/nonexistent/x.png").status().code(), ErrorCode::kNotFound);
   const std::string junk = TempPath("junk") + ".png";
   std::ofstream(junk) << "not a png";
   EXPECT_EQ(ReadPngAsImage(junk).status().code(), ErrorCode::kParse);
   std::remove(junk.c_str());
-  EXPECT_EQ(WriteImagePngs(at::zeros({1, 2, 2, 3}), "/nonexistent-dir/x").status().code(), ErrorCode::kIO);
+  EXPECT_EQ(WriteImagePngs(at::zeros({1, 2, 2, 3}), "/nonexistent-dir/x").status().code(),
+            ErrorCode::kIO);
 }
 
 }  // namespace

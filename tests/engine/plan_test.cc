@@ -17,15 +17,19 @@ json Link(const std::string& node) { return json::array({node, 0}); }
 json Workflow(const std::string& in, const std::string& out, const std::string& tag) {
   return {{"1", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", in}}}}},
           {"2", {{"class_type", "Op"}, {"inputs", {{"x", Link("1")}, {"tag", tag}}}}},
-          {"3", {{"class_type", "DiscomfortPort"}, {"inputs", {{"unique_id", out}, {"input_data", Link("2")}}}}}};
+          {"3",
+           {{"class_type", "DiscomfortPort"},
+            {"inputs", {{"unique_id", out}, {"input_data", Link("2")}}}}}};
 }
 
 // Workflows named "<in>-><out>:<tag>"; the executor adds 1 (tag "inc") or fails (tag "fail").
 WorkflowLoader Loader() {
   return [](const std::string& path) -> Result<json> {
     const auto arrow = path.find("->"), colon = path.find(':');
-    if (arrow == std::string::npos || colon == std::string::npos) return Status(ErrorCode::kNotFound, "no such workflow " + path);
-    return Workflow(path.substr(0, arrow), path.substr(arrow + 2, colon - arrow - 2), path.substr(colon + 1));
+    if (arrow == std::string::npos || colon == std::string::npos)
+      return Status(ErrorCode::kNotFound, "no such workflow " + path);
+    return Workflow(path.substr(0, arrow), path.substr(arrow + 2, colon - arrow - 2),
+                    path.substr(colon + 1));
   };
 }
 
@@ -52,13 +56,20 @@ LoopPlan Parse(const json& doc) {
 }
 
 TEST(LoopPlanTest, ParsesAndResolvesPathsAgainstThePlanFolder) {
-  json doc = {{"max_iterations", 5}, {"until", "x > 3"}, {"inputs", {{"x", 0}}},
-              {"stages", {{{"name", "a"}, {"workflows", {"one.json", "/abs/two.json"}}, {"when", "iteration % 2 == 0"},
-                           {"on_error", "retry"}, {"retries", 2}}}}};
+  json doc = {{"max_iterations", 5},
+              {"until", "x > 3"},
+              {"inputs", {{"x", 0}}},
+              {"stages",
+               {{{"name", "a"},
+                 {"workflows", {"one.json", "/abs/two.json"}},
+                 {"when", "iteration % 2 == 0"},
+                 {"on_error", "retry"},
+                 {"retries", 2}}}}};
   auto plan = ParseLoopPlan(doc, "/plans");
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   EXPECT_EQ(plan->max_iterations, 5);
-  EXPECT_EQ(plan->stages[0].workflows, (std::vector<std::string>{"/plans/one.json", "/abs/two.json"}));
+  EXPECT_EQ(plan->stages[0].workflows,
+            (std::vector<std::string>{"/plans/one.json", "/abs/two.json"}));
   EXPECT_EQ(plan->stages[0].on_error, ErrorPolicy::kRetry);
   EXPECT_EQ(plan->stages[0].retries, 2);
   auto again = ParseLoopPlan(LoopPlanToJson(*plan), "");
@@ -72,12 +83,17 @@ TEST(LoopPlanTest, ErrorsPointIntoThePlan) {
     std::string pointer;
   };
   const json ok_stage = {{"workflows", {"a.json"}}};
-  for (const Case& c : {Case{{{"stages", {ok_stage}}}, "/max_iterations"},
-                        Case{{{"max_iterations", 1}, {"stages", json::array()}}, "/stages"},
-                        Case{{{"max_iterations", 1}, {"stages", {ok_stage, {{"workflows", {"b.json"}}, {"when", "x >"}}}}}, "/stages/1/when"},
-                        Case{{{"max_iterations", 1}, {"stages", {{{"workflows", {"b.json"}}, {"on_error", "ignore"}}}}}, "/stages/0/on_error"},
-                        Case{{{"max_iterations", 1}, {"stages", {ok_stage}}, {"extra", 1}}, "/extra"},
-                        Case{{{"max_iterations", 1}, {"until", 3}, {"stages", {ok_stage}}}, "/until"}}) {
+  for (const Case& c :
+       {Case{{{"stages", {ok_stage}}}, "/max_iterations"},
+        Case{{{"max_iterations", 1}, {"stages", json::array()}}, "/stages"},
+        Case{{{"max_iterations", 1},
+              {"stages", {ok_stage, {{"workflows", {"b.json"}}, {"when", "x >"}}}}},
+             "/stages/1/when"},
+        Case{{{"max_iterations", 1},
+              {"stages", {{{"workflows", {"b.json"}}, {"on_error", "ignore"}}}}},
+             "/stages/0/on_error"},
+        Case{{{"max_iterations", 1}, {"stages", {ok_stage}}, {"extra", 1}}, "/extra"},
+        Case{{{"max_iterations", 1}, {"until", 3}, {"stages", {ok_stage}}}, "/until"}}) {
     auto plan = ParseLoopPlan(c.doc, "");
     ASSERT_FALSE(plan.ok()) << c.doc.dump();
     EXPECT_EQ(plan.status().where().json_pointer, c.pointer) << plan.status().ToString();
@@ -86,7 +102,11 @@ TEST(LoopPlanTest, ErrorsPointIntoThePlan) {
 
 TEST(LoopPlanTest, IterationTimeoutAndGraceAreReadAndChecked) {
   const json stage = {{"workflows", {"a.json"}}};
-  auto plan = ParseLoopPlan({{"max_iterations", 2}, {"iteration_timeout", 30.5}, {"interrupt_grace", 3}, {"stages", {stage}}}, "");
+  auto plan = ParseLoopPlan({{"max_iterations", 2},
+                             {"iteration_timeout", 30.5},
+                             {"interrupt_grace", 3},
+                             {"stages", {stage}}},
+                            "");
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   EXPECT_EQ(plan->iteration_timeout, 30.5);
   EXPECT_EQ(plan->interrupt_grace, 3);
@@ -97,7 +117,8 @@ TEST(LoopPlanTest, IterationTimeoutAndGraceAreReadAndChecked) {
   EXPECT_EQ(unset->iteration_timeout, 0);  // no limit
   EXPECT_EQ(unset->interrupt_grace, LoopOptions().interrupt_grace);
   for (const json& bad : {json("10"), json(-1), json(1e9), json(nullptr)}) {
-    auto parsed = ParseLoopPlan({{"max_iterations", 2}, {"iteration_timeout", bad}, {"stages", {stage}}}, "");
+    auto parsed =
+        ParseLoopPlan({{"max_iterations", 2}, {"iteration_timeout", bad}, {"stages", {stage}}}, "");
     ASSERT_FALSE(parsed.ok()) << bad.dump();
     EXPECT_EQ(parsed.status().where().json_pointer, "/iteration_timeout");
   }
@@ -119,9 +140,12 @@ TEST(LoopPlanTest, WrongTypesAreErrorsNotExceptions) {
 }
 
 TEST(LoopPlanTest, WhenSelectsStagesAndUntilStopsEarly) {
-  LoopPlan plan = Parse({{"max_iterations", 100}, {"until", "b >= 3"},
-                         {"stages", {{{"name", "every"}, {"workflows", {"a->a:inc"}}},
-                                     {{"name", "even"}, {"workflows", {"a->b:inc"}}, {"when", "iteration % 2 == 0"}}}}});
+  LoopPlan plan =
+      Parse({{"max_iterations", 100},
+             {"until", "b >= 3"},
+             {"stages",
+              {{{"name", "every"}, {"workflows", {"a->a:inc"}}},
+               {{"name", "even"}, {"workflows", {"a->b:inc"}}, {"when", "iteration % 2 == 0"}}}}});
   auto stages = PrepareStages(plan, Loader());
   ASSERT_TRUE(stages.ok()) << stages.status().ToString();
   FakeExecutor fake(Interpreter());
@@ -130,7 +154,7 @@ TEST(LoopPlanTest, WhenSelectsStagesAndUntilStopsEarly) {
   std::vector<json> events;
   LoopOptions options;
   options.iterations = plan.max_iterations;
-  options.until = *Condition::Parse(plan.until);
+  options.until = plan.until;
   options.on_event = [&](const json& e) { events.push_back(e); };
   LoopRunner runner(fake, context);
   auto result = runner.RunStages(*stages, options);
@@ -148,9 +172,11 @@ TEST(LoopPlanTest, WhenSelectsStagesAndUntilStopsEarly) {
 }
 
 TEST(LoopPlanTest, SkipPolicyDropsOnlyTheFailedStage) {
-  LoopPlan plan = Parse({{"max_iterations", 3},
-                         {"stages", {{{"name", "good"}, {"workflows", {"a->a:inc"}}},
-                                     {{"name", "bad"}, {"workflows", {"a->b:fail"}}, {"on_error", "skip"}}}}});
+  LoopPlan plan =
+      Parse({{"max_iterations", 3},
+             {"stages",
+              {{{"name", "good"}, {"workflows", {"a->a:inc"}}},
+               {{"name", "bad"}, {"workflows", {"a->b:fail"}}, {"on_error", "skip"}}}}});
   auto stages = PrepareStages(plan, Loader());
   ASSERT_TRUE(stages.ok());
   FakeExecutor fake(Interpreter());
@@ -168,7 +194,11 @@ TEST(LoopPlanTest, SkipPolicyDropsOnlyTheFailedStage) {
 
 TEST(LoopPlanTest, RetryPolicyRetriesThenStops) {
   LoopPlan plan = Parse({{"max_iterations", 2},
-                         {"stages", {{{"name", "flaky"}, {"workflows", {"a->a:flaky"}}, {"on_error", "retry"}, {"retries", 2}}}}});
+                         {"stages",
+                          {{{"name", "flaky"},
+                            {"workflows", {"a->a:flaky"}},
+                            {"on_error", "retry"},
+                            {"retries", 2}}}}});
   auto stages = PrepareStages(plan, Loader());
   ASSERT_TRUE(stages.ok());
   int failures_left = 2;  // two failures, then success: within the retry budget
@@ -192,7 +222,8 @@ TEST(LoopPlanTest, RetryPolicyRetriesThenStops) {
 }
 
 TEST(LoopPlanTest, UnknownWorkflowNamesStageAndFile) {
-  LoopPlan plan = Parse({{"max_iterations", 1}, {"stages", {{{"name", "s"}, {"workflows", {"missing.json"}}}}}});
+  LoopPlan plan = Parse(
+      {{"max_iterations", 1}, {"stages", {{{"name", "s"}, {"workflows", {"missing.json"}}}}}});
   auto stages = PrepareStages(plan, Loader());
   ASSERT_FALSE(stages.ok());
   EXPECT_EQ(stages.status().where().stage, "s");

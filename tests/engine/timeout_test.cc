@@ -116,6 +116,40 @@ TEST(IterationTimeoutTest, AnInterruptibleNodeIsInterruptedAndTheRunEndsWithATim
   EXPECT_EQ(plain.interrupts.load(), 0);
 }
 
+// The deadline is measured on an injected clock: a node that "takes" an hour on that clock times
+// out against a one-hour limit at once in real time, so the limit's logic is tested without
+// waiting.
+TEST(IterationTimeoutTest, DeadlinesFollowTheInjectedClock) {
+  auto fake_now = std::make_shared<std::atomic<int64_t>>(0);  // nanoseconds on the fake clock
+  auto clock = [fake_now] { return Clock::time_point(std::chrono::nanoseconds(fake_now->load())); };
+  FakeExecutor* self = nullptr;
+  FakeExecutor fake([&self, fake_now](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
+    if (Input(r) < 3) {
+      fake_now->fetch_add(
+          std::chrono::nanoseconds(std::chrono::minutes(50)).count());  // under the hour
+      return Incremented(r);
+    }
+    if (r.on_progress) r.on_progress("node_start", {{"node", "2"}});
+    fake_now->fetch_add(std::chrono::nanoseconds(std::chrono::minutes(61)).count());  // past it
+    while (!self->interrupted.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ErrorLocation where;
+    where.node_id = "2";
+    return Status(ErrorCode::kCancelled, "interrupted", where);
+  });
+  self = &fake;
+  storage::Context context;
+  ASSERT_TRUE(context.Put("counter", storage::Value::Json(0)).ok());
+  LoopOptions options = Timed(10, 3600, 5);
+  options.clock = clock;
+  const auto start = Clock::now();
+  auto result = LoopRunner(fake, context).Run({Counter()}, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kTimeout) << result.status().ToString();
+  EXPECT_EQ(result.status().where().iteration, 3);
+  EXPECT_EQ(context.Get("counter")->json(), 3);  // three 50-minute iterations fitted the hour each
+  EXPECT_LT(SecondsSince(start), 3.0);
+}
+
 TEST(IterationTimeoutTest, ANodeIgnoringTheInterruptIsAbandonedAfterTheGracePeriod) {
   std::atomic<bool> release{false};
   std::atomic<bool> finished{false};

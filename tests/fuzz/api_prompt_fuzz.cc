@@ -26,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)graph::ValidateApiPrompt(*rewritten);
       (void)graph::TopologicalOrderOfPrompt(*rewritten);
     }
-    for (const auto& out : ports->outputs) (void)graph::PruneToOutput(*prompt, out.unique_id, &defs);
+    for (const auto& out : ports->outputs)
+      (void)graph::PruneToOutput(*prompt, out.unique_id, &defs);
   }
   (void)graph::DiscoverWorkflowPorts(*prompt, &defs, "fuzz.json");
   return 0;

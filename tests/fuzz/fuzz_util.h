@@ -27,7 +27,8 @@ inline const graph::NodeDefinitions& Definitions() {
     std::string path = env ? env : DISCOMFORT_SOURCE_DIR "/tests/data/object_info_v0.33.0.json";
     auto loaded = graph::NodeDefinitions::LoadFile(path);
     if (!loaded.ok()) {
-      fprintf(stderr, "fuzz: cannot load %s: %s\n", path.c_str(), loaded.status().ToString().c_str());
+      fprintf(stderr, "fuzz: cannot load %s: %s\n", path.c_str(),
+              loaded.status().ToString().c_str());
       std::abort();
     }
     return new graph::NodeDefinitions(std::move(loaded).value());

@@ -51,6 +51,7 @@ class FuzzFileSystem : public storage::FileSystem {
   Result<std::string> ReadFile(const std::string& path) override { return Contents(path); }
   Result<uint64_t> FileSize(const std::string& path) override { return Contents(path).size(); }
   bool Exists(const std::string&) override { return true; }
+  bool IsSymlink(const std::string&) override { return false; }
   Result<std::vector<std::string>> ListDir(const std::string&) override {
     return std::vector<std::string>{};
   }

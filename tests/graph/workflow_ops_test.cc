@@ -160,6 +160,45 @@ TEST(DiscoverUiPorts, MissingUniqueIdIsAnErrorAndTagsAreParsed) {
   EXPECT_EQ(ports->outputs[1].unique_id, "b");
 }
 
+// UI and API discovery once trimmed tags differently (the API side kept a trailing '\r'), and
+// only the UI side rejected a unique_id of blanks: both now go through one rule.
+TEST(PortText, UiAndApiReadTagsAndBlankUniqueIdsAlike) {
+  EXPECT_EQ(SplitPortTags(" a,\tb\r\n, c\r ,,\v"), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(SplitPortTags(""), std::vector<std::string>{});
+  EXPECT_EQ(SplitPortTags("one two"), std::vector<std::string>{"one two"});
+  EXPECT_FALSE(IsUsablePortUniqueId(" \t\r\n"));
+  EXPECT_TRUE(IsUsablePortUniqueId(" x "));
+
+  const json ui = TwoPorts({"a", "x,\r\ny\r"}, {"b", "\tz\r"});
+  auto wf = ParseUiWorkflow(ui);
+  ASSERT_TRUE(wf.ok());
+  auto from_ui = DiscoverUiPorts(*wf);
+  ASSERT_TRUE(from_ui.ok()) << from_ui.status().ToString();
+  auto prompt = ConvertUiToApi(ui, V033Definitions());
+  ASSERT_TRUE(prompt.ok()) << prompt.status().ToString();
+  auto from_api = DiscoverPorts(*prompt, &V033Definitions().raw());
+  ASSERT_TRUE(from_api.ok()) << from_api.status().ToString();
+  for (const PortSet* ports : {&*from_ui, &*from_api}) {
+    ASSERT_EQ(ports->outputs.size(), 2u);
+    EXPECT_EQ(ports->outputs[0].tags, (std::vector<std::string>{"x", "y"}));
+    EXPECT_EQ(ports->outputs[1].tags, (std::vector<std::string>{"z"}));
+  }
+
+  const json blank = TwoPorts({"a"}, {" \r\n"});
+  wf = ParseUiWorkflow(blank);
+  ASSERT_TRUE(wf.ok());
+  auto ui_blank = DiscoverUiPorts(*wf);
+  ASSERT_FALSE(ui_blank.ok());
+  EXPECT_EQ(ui_blank.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ui_blank.status().where().node_id, "3");
+  prompt = ConvertUiToApi(blank, V033Definitions());
+  ASSERT_TRUE(prompt.ok()) << prompt.status().ToString();
+  auto api_blank = DiscoverPorts(*prompt);
+  ASSERT_FALSE(api_blank.ok());
+  EXPECT_EQ(api_blank.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(api_blank.status().where().node_id, "3");
+}
+
 TEST(DiscoverWorkflowPorts, AcceptsBothFormats) {
   const json ui = Discomfort("testa.json");
   auto from_ui = DiscoverWorkflowPorts(ui, nullptr);
@@ -522,7 +561,8 @@ TEST(Reliability, PortWithoutInputsIsAnErrorNotACrash) {
 // (1e400) is not a parse_error but an out_of_range, which escaped the re-parse that builds the
 // message: std::terminate in `discomfort run`.
 TEST(Reliability, NumberOverflowIsAParseError) {
-  auto prompt = ParseApiPrompt(R"({"1": {"class_type": "ImageBlur", "inputs": {"sigma": 1e400}}})", "big.json");
+  auto prompt = ParseApiPrompt(R"({"1": {"class_type": "ImageBlur", "inputs": {"sigma": 1e400}}})",
+                               "big.json");
   ASSERT_FALSE(prompt.ok());
   EXPECT_EQ(prompt.status().code(), ErrorCode::kParse);
   const std::string path = ::testing::TempDir() + "/discomfort_number_overflow.json";

@@ -19,8 +19,7 @@ from conftest import REPO, counter_workflow
 
 @pytest.fixture(scope="module")
 def comfy_nodes(d):
-    import discomfort_bridge
-    discomfort_bridge.HOST.load_nodes(REPO)
+    d._engine.load_nodes(REPO)  # as ComfyUI loads custom_nodes/*; node definitions are fetched again
     import nodes
     return nodes
 
@@ -192,7 +191,6 @@ def test_original_test_runner_workflow_converts_with_its_widgets(d, comfy_nodes)
     # testrunner2.json was saved by the original's UI: its widget order must map onto our inputs.
     from conftest import ORIGINAL_TESTDATA
     path = os.path.join(ORIGINAL_TESTDATA, "testrunner2.json")
-    d._engine.forget_definitions()  # the nodes loaded by this module's fixture
     with open(path) as f:
         api = d._engine.to_api(json.load(f), "testrunner2.json")
     runners = {k: v for k, v in api.items() if v["class_type"] == "DiscomfortTestRunner"}

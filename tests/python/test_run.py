@@ -215,15 +215,25 @@ def test_argument_errors(d, tmp_path):
         asyncio.run(d.run([]))
 
 
-@pytest.mark.parametrize("code,base", [
-    ("invalid_argument", ValueError), ("parse", ValueError), ("not_found", KeyError),
-    ("already_exists", ValueError), ("type_mismatch", TypeError), ("cycle", ValueError),
-    ("validation", ValueError), ("execution", RuntimeError), ("io", OSError), ("no_space", OSError),
-    ("cancelled", RuntimeError), ("timeout", TimeoutError), ("python", RuntimeError), ("internal", RuntimeError)])
+KINDS = {"invalid_argument": ValueError, "parse": ValueError, "not_found": KeyError, "already_exists": ValueError,
+         "type_mismatch": TypeError, "cycle": ValueError, "validation": ValueError, "execution": RuntimeError,
+         "io": OSError, "no_space": OSError, "cancelled": RuntimeError, "timeout": TimeoutError,
+         "python": RuntimeError, "internal": RuntimeError}
+
+
+def test_the_error_table_and_the_exception_classes_agree():
+    from discomfort import _core, errors
+    ids = [code for code, _ in _core.error_codes()]
+    assert ids[0] == "ok" and len(set(ids)) == len(ids)
+    # One exception class per engine error code, and a documented built-in kind for each.
+    assert set(ids[1:]) == set(KINDS) == {cls.code for cls in errors._BY_CODE.values()}
+
+
+@pytest.mark.parametrize("code,base", sorted(KINDS.items()))
 def test_every_engine_error_code_maps_to_a_documented_kind(code, base):
-    from discomfort import _core
+    import discomfort_testing
     with pytest.raises(discomfort.DiscomfortError) as info:
-        _core.status_for_test(code, "boom")
+        discomfort_testing.raise_status(code, "boom")
     err = info.value
     assert isinstance(err, base) and err.code == code
     assert (err.node_id, err.class_type, err.iteration, err.traceback) == ("7", "KSampler", 2, "Traceback: test")

@@ -228,3 +228,33 @@ def test_a_workflow_saved_by_the_original_discomfort_loads(page):
     assert sorted(r["widgets"][0].rsplit("/", 1)[-1] for r in runners) == ["test_sdxl_ksampler.json", "test_sdxl_model.json"]
     sampler = next(r for r in runners if r["widgets"][0].endswith("test_sdxl_ksampler.json"))
     assert sampler["widgets"][1:] == [1, "model", "clip", "vae", "", "", "image", "", "", "", ""]
+
+
+def test_a_workflow_built_in_code_opens_in_the_web_ui(page):
+    # Built against the same ComfyUI's definitions (the v0.33.0 dump), saved as a UI workflow: the
+    # frontend loads it, shows every node, and its own graphToPrompt gives the builder's API prompt.
+    import discomfort
+    from discomfort import _core
+    defs = _core.NodeDefinitions.from_object_info(page.js(
+        "fetch('/object_info').then(r => r.json())"))
+    b = discomfort.WorkflowBuilder(defs)
+    blur = b.add_node("ImageBlur", title="Blur")
+    b.set(blur, "blur_radius", 5)
+    sharpen = b.add_node("ImageSharpen")
+    b.set(sharpen, "alpha", 1.5)
+    b.connect(blur, "IMAGE", sharpen, "image")
+    b.add_input_port("frame", blur, "image")
+    b.add_output_port("frame", sharpen, "IMAGE")
+    ui = b.to_ui()
+    page.js("app.loadGraphData(%s, true, false)" % json.dumps(ui))
+    page.wait_for("app.graph._nodes.length === %d" % len(ui["nodes"]))
+    boxes = _node_boxes(page)
+    assert sorted(b_["type"] for b_ in boxes) == sorted(n["type"] for n in ui["nodes"])
+    blur_box = next(b_ for b_ in boxes if b_["title"] == "Blur")
+    assert blur_box["widgets"][0] == 5
+    prompt = page.js("app.graphToPrompt().then(p => p.output)")
+    expected = b.to_api()
+    assert set(prompt) == set(expected)
+    for node_id, node in expected.items():
+        assert prompt[node_id]["class_type"] == node["class_type"]
+        assert prompt[node_id]["inputs"] == node["inputs"], node_id

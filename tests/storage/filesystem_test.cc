@@ -1,4 +1,5 @@
 #include "storage/filesystem.h"
+#include "tests/support/fault_injecting_filesystem.h"
 
 #include <unistd.h>
 

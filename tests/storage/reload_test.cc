@@ -16,6 +16,7 @@
 #include "storage/context.h"
 #include "storage/safetensors.h"
 #include "test_util.h"
+#include "tests/support/fault_injecting_filesystem.h"
 
 namespace discomfort::storage {
 namespace {

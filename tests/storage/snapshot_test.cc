@@ -9,6 +9,7 @@
 
 #include "storage/context.h"
 #include "test_util.h"
+#include "tests/support/fault_injecting_filesystem.h"
 
 namespace discomfort::storage {
 namespace {
@@ -189,9 +190,10 @@ TEST(SnapshotTest, DamagedOrEscapingManifestsAreParseErrors) {
   Context context(options);
   ASSERT_TRUE(context.Put("keep", Value::Json(1)).ok());
   testing::MakeDirs(scratch / "typed");
-  for (const char* manifest : {R"({"format": ["x"], "entries": []})",
-                               R"({"format": "discomfort-snapshot", "format_version": "1", "entries": []})",
-                               R"({"format": "discomfort-snapshot", "entries": [{"key": 1, "kind": "json"}]})"}) {
+  for (const char* manifest :
+       {R"({"format": ["x"], "entries": []})",
+        R"({"format": "discomfort-snapshot", "format_version": "1", "entries": []})",
+        R"({"format": "discomfort-snapshot", "entries": [{"key": 1, "kind": "json"}]})"}) {
     testing::WriteText(scratch / "typed/manifest.json", manifest);
     Result<SnapshotReport> loaded(Status{});
     ASSERT_NO_THROW(loaded = context.LoadSnapshot(scratch / "typed")) << manifest;

@@ -8,6 +8,7 @@
 
 #include "storage/context.h"
 #include "test_util.h"
+#include "tests/support/fault_injecting_filesystem.h"
 
 namespace discomfort::storage {
 namespace {

@@ -27,7 +27,7 @@ class ScratchDir {
     const char* made = ::mkdtemp(name);
     path_ = made != nullptr ? made : "";
   }
-  ~ScratchDir() { FileSystem::Default()->RemoveAll(path_); }
+  ~ScratchDir() { FileSystem::Default()->RemoveAll(path_).IgnoreError(); }  // best-effort cleanup
   const std::string& path() const { return path_; }
   std::string operator/(const std::string& name) const { return path_ + "/" + name; }
 
@@ -63,7 +63,8 @@ inline ContextOptions BudgetOptions(uint64_t budget_bytes, const std::string& te
 }
 
 // std::filesystem is avoided: the venv's libtorch.so exports broken copies of its functions.
-// Drops the file's pages from the page cache (written back first), so the next read goes to the disk.
+// Drops the file's pages from the page cache (written back first), so the next read goes to the
+// disk.
 inline void DropCache(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
@@ -73,8 +74,12 @@ inline void DropCache(const std::string& path) {
 }
 
 inline bool Exists(const std::string& path) { return FileSystem::Default()->Exists(path); }
-inline void MakeDirs(const std::string& path) { FileSystem::Default()->CreateDir(path); }
-inline void Remove(const std::string& path) { FileSystem::Default()->RemoveAll(path); }
+inline void MakeDirs(const std::string& path) {
+  EXPECT_TRUE(FileSystem::Default()->CreateDir(path).ok()) << path;
+}
+inline void Remove(const std::string& path) {
+  EXPECT_TRUE(FileSystem::Default()->RemoveAll(path).ok()) << path;
+}
 
 inline size_t CountFiles(const std::string& dir) {
   auto names = FileSystem::Default()->ListDir(dir);

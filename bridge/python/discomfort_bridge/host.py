@@ -64,6 +64,19 @@ class _ServerStub:
         pass
 
 
+class _SinkHandler(logging.Handler):
+    def __init__(self, sink):
+        super().__init__()
+        self._sink = sink
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record):
+        try:
+            self._sink(record.levelno, self.format(record))
+        except Exception:  # logging must never break execution
+            pass
+
+
 class ComfyHost:
     def __init__(self):
         self.started = False
@@ -83,7 +96,7 @@ class ComfyHost:
         already = "execution" in sys.modules and "comfy.model_management" in sys.modules
         self.embedded_in_live_comfyui = already
         # ComfyUI logs through the root logger; Discomfort reports import failures and node
-        # errors itself, so unless asked for, ComfyUI's own log stays quiet (DESIGN.md decision 8).
+        # errors itself, so unless asked for, ComfyUI's own log stays quiet.
         if not already:  # a live ComfyUI's logging is its own business
             logging.getLogger().setLevel(logging.INFO if verbose else logging.CRITICAL)
         comfy_path = os.path.abspath(comfy_path)
@@ -150,6 +163,17 @@ class ComfyHost:
         }
         self.started = True
         return self.info
+
+    def forward_logging(self, sink):
+        """Routes Python's logging (ComfyUI's and custom nodes' lines) to `sink(levelno, text)`,
+        the engine's log, when this process embeds Python; a live ComfyUI keeps its own logging."""
+        if self.embedded_in_live_comfyui:
+            return
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, _SinkHandler):
+                root.removeHandler(handler)
+        root.addHandler(_SinkHandler(sink))
 
     def load_nodes(self, path):
         """Loads a custom-node file or package (NODE_CLASS_MAPPINGS or comfy_entrypoint)."""

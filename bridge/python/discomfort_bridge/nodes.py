@@ -2,7 +2,7 @@
 
 DiscomfortPort marks a workflow's interface (compatible with workflows saved by the original
 Discomfort). Before execution the engine rewrites INPUT ports into DiscomfortContextLoader and
-OUTPUT ports into DiscomfortContextSaver (DESIGN.md decision 4); those read from and write to the
+OUTPUT ports into DiscomfortContextSaver; those read from and write to the
 host's per-execution value tables by pointer — no serialization.
 """
 

@@ -90,6 +90,24 @@ class DiscomfortTestHangAt:
         return (value,)
 
 
+class DiscomfortTestLog:
+    """Passes anything through after logging `message` at WARNING through Python's logging, as
+    ComfyUI and custom nodes log."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*", {}), "message": ("STRING", {"default": "test log line"})}}
+
+    RETURN_TYPES = ("*",)
+    FUNCTION = "log"
+    CATEGORY = "discomfort/test"
+
+    def log(self, value, message):
+        import logging
+        logging.getLogger("discomfort.test").warning(message)
+        return (value,)
+
+
 class DiscomfortTestPreview:
     """Passes anything through after reporting `steps` steps of progress, each with a preview image of
     `color`, through ComfyUI's progress bar (as a sampler does), `interval` seconds apart."""
@@ -320,6 +338,7 @@ if _io is not None:
 
 
 NODE_CLASS_MAPPINGS = {
+    "DiscomfortTestLog": DiscomfortTestLog,
     "DiscomfortTestAdd": DiscomfortTestAdd,
     "DiscomfortTestFailAt": DiscomfortTestFailAt,
     "DiscomfortTestSleep": DiscomfortTestSleep,

@@ -1,35 +1,30 @@
-// Status and Result<T>: expected failures travel as values (LevelDB/DuckDB style).
-// Exceptions are reserved for run-ending bugs; every TBB task boundary converts to Status.
+// Status and Result<T>: expected failures travel as values (LevelDB/DuckDB style). Exceptions are
+// reserved for run-ending bugs; every TBB task boundary converts to Status.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "discomfort/error_codes.h"
 
 namespace discomfort {
 
 enum class ErrorCode {
-  kOk = 0,
-  kInvalidArgument,  // caller passed something unusable (CLI flag, option)
-  kParse,            // malformed JSON or file format
-  kNotFound,         // missing file, key, node, port
-  kAlreadyExists,    // duplicate port / key where uniqueness is required
-  kTypeMismatch,     // a value or link of the wrong type
-  kCycle,            // dependency cycle in a workflow
-  kValidation,       // ComfyUI's validate_prompt rejected the prompt
-  kExecution,        // a node raised while running
-  kIO,               // read/write failure
-  kNoSpace,          // disk full
-  kCancelled,        // interrupted by the user / API
-  kTimeout,          // iteration exceeded its time limit
-  kPython,           // Python-level failure outside node execution (import, init)
-  kInternal,         // a bug: invariant broken
+#define DISCOMFORT_ERROR_ENUM(code, id, name) code,
+  DISCOMFORT_ERROR_CODES(DISCOMFORT_ERROR_ENUM)
+#undef DISCOMFORT_ERROR_ENUM
 };
 
+// "invalid argument", "execution error", ...: for messages.
 const char* ErrorCodeName(ErrorCode code);
+// "invalid_argument", "execution", ...: for JSON and the Python exception classes.
+const char* ErrorCodeId(ErrorCode code);
+// Every code, kOk first, in the table's order.
+const std::vector<ErrorCode>& AllErrorCodes();
 
 // Where an error happened. Every field is optional; ToString() prints the ones that are set.
 struct ErrorLocation {
@@ -43,7 +38,7 @@ struct ErrorLocation {
   std::string stage;         // loop-plan stage name
 };
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
   Status(ErrorCode code, std::string message, ErrorLocation where = {})
@@ -68,9 +63,13 @@ class Status {
     extra_ = std::move(extra);
     return *this;
   }
+  // Explicitly drops a status whose failure the caller has decided not to act on (best-effort
+  // clean-up); the call site says so instead of casting to void.
+  void IgnoreError() const {}
 
   // "validation error [iteration 3, workflow a.json, node 5 (KSampler), input 'steps']: ..."
   std::string ToString() const;
+  // {"code": ErrorCodeId, "message", and each location field that is set}
   nlohmann::json ToJson() const;
 
  private:
@@ -81,11 +80,16 @@ class Status {
   nlohmann::json extra_;
 };
 
+// A value or the error that prevented it. Never holds an OK status: constructing one from an OK
+// Status yields kInternal, so `if (!r.ok())` always means there is an error to report.
 template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  Result(Status status) : data_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
+  Result(Status status)                         // NOLINT(google-explicit-constructor)
+      : data_(status.ok() ? Status(ErrorCode::kInternal,
+                                   "a Result was built from an OK status without a value")
+                          : std::move(status)) {}
 
   bool ok() const { return std::holds_alternative<T>(data_); }
   const Status& status() const {

@@ -1,26 +1,36 @@
-#include "graph/status.h"
+#include "discomfort/status.h"
 
 namespace discomfort {
 
 const char* ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kOk: return "ok";
-    case ErrorCode::kInvalidArgument: return "invalid argument";
-    case ErrorCode::kParse: return "parse error";
-    case ErrorCode::kNotFound: return "not found";
-    case ErrorCode::kAlreadyExists: return "already exists";
-    case ErrorCode::kTypeMismatch: return "type mismatch";
-    case ErrorCode::kCycle: return "cycle";
-    case ErrorCode::kValidation: return "validation error";
-    case ErrorCode::kExecution: return "execution error";
-    case ErrorCode::kIO: return "I/O error";
-    case ErrorCode::kNoSpace: return "no space left";
-    case ErrorCode::kCancelled: return "cancelled";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kPython: return "python error";
-    case ErrorCode::kInternal: return "internal error";
+#define DISCOMFORT_ERROR_NAME(c, id, name) \
+  case ErrorCode::c:                       \
+    return name;
+    DISCOMFORT_ERROR_CODES(DISCOMFORT_ERROR_NAME)
+#undef DISCOMFORT_ERROR_NAME
   }
   return "unknown error";
+}
+
+const char* ErrorCodeId(ErrorCode code) {
+  switch (code) {
+#define DISCOMFORT_ERROR_ID(c, id, name) \
+  case ErrorCode::c:                     \
+    return id;
+    DISCOMFORT_ERROR_CODES(DISCOMFORT_ERROR_ID)
+#undef DISCOMFORT_ERROR_ID
+  }
+  return "internal";
+}
+
+const std::vector<ErrorCode>& AllErrorCodes() {
+  static const std::vector<ErrorCode> kCodes = {
+#define DISCOMFORT_ERROR_LIST(c, id, name) ErrorCode::c,
+      DISCOMFORT_ERROR_CODES(DISCOMFORT_ERROR_LIST)
+#undef DISCOMFORT_ERROR_LIST
+  };
+  return kCodes;
 }
 
 std::string Status::ToString() const {
@@ -51,7 +61,7 @@ std::string Status::ToString() const {
 
 nlohmann::json Status::ToJson() const {
   nlohmann::json j;
-  j["code"] = ErrorCodeName(code_);
+  j["code"] = ErrorCodeId(code_);
   j["message"] = message_;
   auto set = [&j](const char* key, const std::string& v) {
     if (!v.empty()) j[key] = v;

@@ -9,13 +9,13 @@
 
 #include <gtest/gtest.h>
 
-#include "test_util.h"
+#include "tests/graph/test_util.h"
 
 namespace discomfort::cli {
 namespace {
 
-using graph::testing::TestDataPath;
 using graph::testing::SourcePath;
+using graph::testing::TestDataPath;
 using nlohmann::json;
 
 struct CommandRun {
