@@ -29,7 +29,7 @@ MISSED = {
     "plain_loop": "the CLI takes {m} the plain loop's time per iteration (goal {t})",
     "outputs_equal": "the final images differ between contenders (goal: equal)",
     "carry": "carrying {s} through a loop copied the tensor or grew memory ({m})",
-    "spill": "spilling a tensor to disk runs at {m} of buffered disk write speed (goal {t})",
+    "spill": "spilling a tensor to disk runs at {m} of the disk's direct-I/O write speed (goal {t})",
     "reload": "reloading a spilled tensor runs at {m} of a cold disk read (goal {t})",
     "sweep": "the pipelined sweep is only {m} faster (goal {t})",
     "model_once": "the large model {s}: the checkpoint was read {m} by Discomfort (goal: once)",

@@ -1,5 +1,7 @@
 #include "storage/filesystem.h"
 
+#include "storage/posix_writable_file.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,44 +28,6 @@ Status ErrnoStatus(const std::string& what, const std::string& path, int error_n
 }
 
 namespace {
-
-class PosixWritableFile : public WritableFile {
- public:
-  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  ~PosixWritableFile() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  Status Append(const void* data, size_t size) override {
-    const char* bytes = static_cast<const char*>(data);
-    while (size > 0) {
-      ssize_t n = ::write(fd_, bytes, size);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("write", path_, errno);
-      }
-      bytes += n;
-      size -= static_cast<size_t>(n);
-    }
-    return Status::Ok();
-  }
-
-  Status Sync() override {
-    if (::fdatasync(fd_) != 0) return ErrnoStatus("fsync", path_, errno);
-    return Status::Ok();
-  }
-
-  Status Close() override {
-    int fd = fd_;
-    fd_ = -1;
-    if (fd >= 0 && ::close(fd) != 0) return ErrnoStatus("close", path_, errno);
-    return Status::Ok();
-  }
-
- private:
-  std::string path_;
-  int fd_;
-};
 
 class PosixMappedFile : public MappedFile {
  public:
@@ -148,15 +112,16 @@ class PosixRandomAccessFile : public RandomAccessFile {
 class PosixFileSystem : public FileSystem {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return ErrnoStatus("create", path, errno);
-    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+    return OpenPosixWritableFile(path, O_TRUNC, WriteOpenOptions());
+  }
+
+  Result<std::unique_ptr<WritableFile>> OpenForWrite(const std::string& path,
+                                                     const WriteOpenOptions& options) override {
+    return OpenPosixWritableFile(path, O_TRUNC, options);
   }
 
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) return ErrnoStatus("open", path, errno);
-    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+    return OpenPosixWritableFile(path, O_APPEND, WriteOpenOptions());
   }
 
   Result<std::shared_ptr<MappedFile>> MapFile(const std::string& path) override {
@@ -365,6 +330,11 @@ Result<std::unique_ptr<RandomAccessFile>> FileSystem::OpenForRead(const std::str
 FileSystem* FileSystem::Default() {
   static PosixFileSystem* const kPosix = new PosixFileSystem();
   return kPosix;
+}
+
+Result<std::unique_ptr<WritableFile>> FileSystem::OpenForWrite(const std::string& path,
+                                                               const WriteOpenOptions&) {
+  return NewWritableFile(path);
 }
 
 Result<std::unique_ptr<WritableFile>> FileSystem::NewAppendableFile(const std::string& path) {

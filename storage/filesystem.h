@@ -14,7 +14,8 @@
 namespace discomfort::storage {
 
 // A file opened for writing. After a failed Append the file may hold part of the data; the
-// caller removes it. Destruction closes the file without syncing.
+// caller removes it. Destruction closes the file without syncing; a file opened for direct I/O
+// (WriteOpenOptions) may then lack the bytes it still buffered: call Close to keep a file.
 class WritableFile {
  public:
   virtual ~WritableFile() = default;
@@ -57,6 +58,21 @@ struct ReadOpenOptions {
   bool direct_io = false;
 };
 
+struct WriteOpenOptions {
+  // For a large file written front to back and not read back soon (spill files, snapshot
+  // tensors): written at the disk's speed and kept out of the page cache. POSIX writes it with
+  // O_DIRECT from aligned buffers (several writes in flight, the caller's copy into them
+  // overlapping the disk), so no dirty pages pile up for the kernel to throttle and no cached
+  // page of the rest of the process is pushed out. Where the file system refuses O_DIRECT it is
+  // written through the page cache with write-behind: each written range is sent to the disk at
+  // once and dropped from the cache once there, which bounds the dirty pages the same way.
+  bool direct_io = false;
+  // The file's final size when known: the space is reserved up front (fallocate), so a full disk
+  // fails the open (kNoSpace, no file left) instead of a write gigabytes later, and the file is
+  // laid out in one piece. A file that ends up shorter is cut to its real size on Close.
+  uint64_t size_hint = 0;
+};
+
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
@@ -66,6 +82,10 @@ class FileSystem {
 
   // Creates or truncates `path`.
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  // Creates or truncates `path`, written as `options` say. The default ignores the options
+  // (NewWritableFile): file systems for tests need not support them.
+  virtual Result<std::unique_ptr<WritableFile>> OpenForWrite(const std::string& path,
+                                                             const WriteOpenOptions& options);
   // Creates `path` or opens it to append at its end (logs that a resumed run continues). The
   // default refuses: file systems for tests need not support it.
   virtual Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path);

@@ -29,9 +29,10 @@ namespace {
 
 // Header lengths above this are corrupt (the Python library's own limit).
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-// The data section starts at a multiple of this, so mapped tensors are aligned for any dtype
-// and for vectorized kernels. The header is padded with spaces, as the format allows.
-constexpr uint64_t kDataAlignment = 64;
+// The data section starts at a multiple of this, so mapped tensors are page-aligned and direct
+// I/O writes the data from its first byte without a misaligned head. The header is padded with
+// spaces, as the format allows.
+constexpr uint64_t kDataAlignment = kDirectIOAlignment;
 
 struct DtypeName {
   c10::ScalarType dtype;
@@ -151,9 +152,16 @@ Status WriteDevicePieces(WritableFile& file, const at::Tensor& tensor,
   const c10::Stream stream = c10::impl::getDeviceGuardImpl(device.type())->getStream(device);
   uint64_t largest = 0;
   for (const at::Tensor& piece : pieces) largest = std::max(largest, TensorBytes(piece));
-  const auto pinned = at::TensorOptions().dtype(at::kByte).pinned_memory(true);
-  at::Tensor staging[2] = {at::empty({static_cast<int64_t>(largest)}, pinned),
-                           at::empty({static_cast<int64_t>(largest)}, pinned)};
+  // Aligned for direct I/O: the file writes them to the disk without copying them again.
+  auto aligned_staging = [largest]() {
+    const int64_t room = static_cast<int64_t>(largest + kDirectIOAlignment);
+    at::Tensor raw = at::empty({room}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+    const auto address = reinterpret_cast<uintptr_t>(raw.data_ptr());
+    const int64_t skew = static_cast<int64_t>((kDirectIOAlignment - address % kDirectIOAlignment) %
+                                              kDirectIOAlignment);
+    return raw.narrow(0, skew, static_cast<int64_t>(largest));
+  };
+  at::Tensor staging[2] = {aligned_staging(), aligned_staging()};
   c10::Event ready[2] = {c10::Event(device.type()), c10::Event(device.type())};
   bool in_flight[2] = {false, false};
   // A copy must not outlive its buffer, also when a write fails.
@@ -244,7 +252,11 @@ Status WriteSafetensors(FileSystem& fs, const std::string& path,
   try {
     const std::vector<size_t> order = FileOrder(tensors);
     const std::string header = BuildHeader(tensors, order, options.metadata);
-    auto opened = fs.NewWritableFile(path);
+    WriteOpenOptions open_options;
+    open_options.direct_io = options.direct_io;
+    open_options.size_hint = header.size();
+    for (const auto& [_, tensor] : tensors) open_options.size_hint += TensorBytes(tensor);
+    auto opened = fs.OpenForWrite(path, open_options);
     if (!opened.ok()) return opened.TakeStatus();
     WritableFile& file = **opened;
     DISCOMFORT_RETURN_IF_ERROR(file.Append(header.data(), header.size()));

@@ -1,7 +1,8 @@
 // The safetensors file format, written and read without the Rust library: an 8-byte
 // little-endian header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__":
 // {str: str}}, then the raw little-endian bytes of each tensor in row-major order. Files written
-// here open with Python's `safetensors.torch.load_file`.
+// here open with Python's `safetensors.torch.load_file`; their header is padded with spaces so
+// the data starts at a multiple of 4096 bytes.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +23,10 @@ struct SafetensorsWriteOptions {
   std::map<std::string, std::string> metadata;  // the header's "__metadata__"
   bool sync = true;                             // fsync before returning
   size_t chunk_bytes = size_t{64} << 20;        // write (and GPU staging) granularity
+  // Written with WriteOpenOptions::direct_io: at the disk's speed, its space reserved up front,
+  // nothing left in the page cache (a tensor is spilled to free memory; a cached copy of its file
+  // would take that memory back and push other files out of the cache).
+  bool direct_io = true;
 };
 
 // Whether WriteSafetensors can store this tensor: a dense (strided) tensor of a dtype the format

@@ -4,12 +4,17 @@ For each size: (a) carried in RAM through a real Discomfort loop (INPUT port →
 OUTPUT port, the engine's per-iteration time and the process RSS), and through the context store alone
 (save + load); (b) spilled to a safetensors file by the context store and reloaded from a cold page
 cache, in both reload modes (memory-mapped, the default, then one byte of every page touched; read in
-full), each round next to a cold sequential read() of the same file; (c) torch.save + base64
-encode and decode, the nested server's way. Next to them, measured in the same process: memcpy
-(tensor copy) and the disk's sequential write (buffered, and with fsync) and cold/warm read bandwidth
-of a 1 GiB file.
+full), each spill next to a direct-I/O write of the same size (`dd oflag=direct`: the disk's sustained
+write speed, which a page-cache burst of a buffered write would overstate) and each reload next to a
+cold sequential read() of the same file; (c) torch.save + base64 encode and decode, the nested
+server's way. Next to them, measured in the same process: memcpy (tensor copy) and the disk's
+sequential write (direct; buffered, and with fsync) and cold/warm read bandwidth of a 1 GiB file.
 
     PYTHONPATH=build/release/python python handoff.py --work DIR [--sizes-gib 1,4,8] [--result out.json]
+
+--device cuda runs it with the tensors on the GPU (ComfyUI there too): spills go device -> pinned
+staging -> disk and reloads come back to the device; host<->device copy bandwidths are measured beside
+them, and torch.save + base64 is left to the CPU run. Sizes below 1 GiB (0.25) are for dry runs.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -48,14 +54,31 @@ def drop_cache(path):
         os.close(fd)
 
 
+DD_BLOCK = 16 << 20  # the direct-write probe's request size, the spill writer's own
+
+
+def direct_write(path, nbytes):
+    """`dd oflag=direct` of nbytes (whole 16 MiB blocks) into `path`, removed after: the disk's sustained
+    sequential write speed, no page cache involved; GB/s. Not fsynced, as spill files are not: with
+    O_DIRECT each write returns once the device has the data."""
+    count = max(1, nbytes // DD_BLOCK)
+    t0 = time.perf_counter()
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", f"bs={DD_BLOCK}", f"count={count}", "oflag=direct",
+                    "status=none"], check=True)
+    seconds = time.perf_counter() - t0
+    os.remove(path)
+    return count * DD_BLOCK / seconds / 1e9
+
+
 def disk_bandwidth(directory, nbytes, repeats=3, chunk=64 << 20):
-    """Sequential write (buffered; buffered + fsync) and read (cold; warm) of an nbytes file, GB/s,
-    each the median of `repeats` tries (the disk is shared with other work)."""
+    """Sequential write (direct; buffered; buffered + fsync) and read (cold; warm) of an nbytes file,
+    GB/s, each the median of `repeats` tries (the disk is shared with other work)."""
     import numpy as np
     path = os.path.join(directory, "disk_probe.bin")
     buf = np.random.default_rng(0).integers(0, 255, size=chunk, dtype=np.uint8).tobytes()
     dest = bytearray(chunk)
-    tries = {"write_buffered_GBps": [], "write_fsync_GBps": [], "read_cold_GBps": [], "read_warm_GBps": []}
+    tries = {"write_direct_GBps": [], "write_buffered_GBps": [], "write_fsync_GBps": [], "read_cold_GBps": [],
+             "read_warm_GBps": []}
 
     def write(sync):
         if os.path.exists(path):
@@ -76,6 +99,7 @@ def disk_bandwidth(directory, nbytes, repeats=3, chunk=64 << 20):
         return nbytes / (time.perf_counter() - t0) / 1e9
 
     for _ in range(repeats):
+        tries["write_direct_GBps"].append(direct_write(path, nbytes))
         tries["write_buffered_GBps"].append(write(False))
         drop_cache(path)  # flushes the dirty pages (outside the timing) before the next test
         tries["write_fsync_GBps"].append(write(True))
@@ -101,29 +125,63 @@ def memcpy_bandwidth(nbytes, repeats=3):
     return {"GBps": nbytes / statistics.median(best) / 1e9, "threads": torch.get_num_threads()}
 
 
-def big_tensor(gib):
+def device_copy_bandwidth(nbytes, device, repeats=3):
+    """Host->device and device->host copies from/to pinned memory, and device->device, GB/s (medians)."""
     import torch
-    # IMAGE-shaped [B, H, W, C] float32, exactly gib GiB; filled so every page is really allocated.
-    t = torch.empty((gib, 8192, 8192, 4), dtype=torch.float32)
+    host = torch.ones(nbytes // 4, dtype=torch.float32).pin_memory()
+    dev = torch.empty_like(host, device=device)
+    dev2 = torch.empty_like(dev)
+    out = {}
+    for name, dst, src in (("host_to_device_GBps", dev, host), ("device_to_host_GBps", host, dev),
+                           ("device_to_device_GBps", dev2, dev)):
+        dst.copy_(src)
+        torch.cuda.synchronize(device)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            dst.copy_(src)
+            torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t0)
+        out[name] = nbytes / statistics.median(times) / 1e9
+    return out
+
+
+def big_tensor(gib, device="cpu"):
+    import torch
+    # IMAGE-shaped [B, H, W, C] float32, exactly gib GiB (whole GiB, or fewer rows below one); filled so
+    # every page is really allocated.
+    batch, rows = (int(gib), 8192) if gib >= 1 else (1, int(gib * 8192))
+    t = torch.empty((batch, rows, 8192, 4), dtype=torch.float32, device=device)
     t.fill_(0.5)
     t[0, 0, 0, 0] = 0.25
     return t
 
 
 async def engine_carry(d, ctx, tensor, iterations):
-    """Per-iteration time of a real loop carrying `tensor` through a pass-through node, and RSS growth."""
+    """Per-iteration time of a real loop carrying `tensor` through a pass-through node, and RSS growth
+    (and the device's allocated memory growth for a device tensor)."""
     import identity_node
+    import torch
     ctx.save("x", tensor)
     identity_node.SEEN_PTRS.clear()
     await d.run_detailed([os.path.join(HERE, "carry.json")], context=ctx, iterations=2)  # warm-up
+    on_device = tensor.is_cuda
+    if on_device:
+        torch.cuda.synchronize(tensor.device)
+        device0 = torch.cuda.memory_allocated(tensor.device)
     rss0 = rss()
     res = await d.run_detailed([os.path.join(HERE, "carry.json")], context=ctx, iterations=iterations)
     rss1 = rss()
     out = ctx.load("x")
     same = out.data_ptr() == tensor.data_ptr() and all(p == tensor.data_ptr() for p in identity_node.SEEN_PTRS)
     times = [r["seconds"] for r in res["reports"]]
-    return {"iteration_median_s": statistics.median(times), "iteration_max_s": max(times), "iterations": iterations,
-            "rss_growth_bytes": rss1 - rss0, "same_storage_every_iteration": same}
+    result = {"iteration_median_s": statistics.median(times), "iteration_max_s": max(times), "iterations": iterations,
+              "rss_growth_bytes": rss1 - rss0, "same_storage_every_iteration": same}
+    if on_device:
+        torch.cuda.synchronize(tensor.device)
+        result["device"] = str(out.device)
+        result["device_memory_growth_bytes"] = torch.cuda.memory_allocated(tensor.device) - device0
+    return result
 
 
 async def flush_executor_cache(d):
@@ -172,12 +230,42 @@ def touch_pages(t):
     return int(flat[::4096].sum(dtype=torch.int64))
 
 
+def page_cache_share(path):
+    """The fraction of the file's pages in the page cache (mincore through a mapping), or None."""
+    import ctypes
+    import mmap
+    size = os.path.getsize(path)
+    if size == 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    finally:
+        os.close(fd)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        return None
+    try:
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vec = ctypes.create_string_buffer(pages)
+        if libc.mincore(addr, size, vec) != 0:
+            return None
+        return sum(b & 1 for b in vec.raw) / pages
+    finally:
+        libc.munmap(addr, size)
+
+
 def spill_reload(d, holder, directory, mode, repeats):
     """Spill through the context store and reload from a cold page cache, `repeats` times, with the
     store's reload `mode` ("read": the file read in full; "map": mapped, pages fault in on touch).
 
-    Each round, beside the reload, a cold sequential read() of the same spill file (the disk probe's
-    way) gives the bandwidth to compare with, so a busy shared disk affects both alike. The tensor
+    Each round, beside the spill, a direct-I/O write of the same size (before or after it in turn), and
+    beside the reload a cold sequential read() of the same spill file (the disk probe's way) give the
+    bandwidths to compare with, so a busy shared disk affects both alike. The tensor
     cycles: holder[0] is saved, the holder lets go of it (the 8 GiB case has no room for two), and
     the reloaded copy is spilled again next round and handed back at the end."""
     import torch
@@ -193,11 +281,17 @@ def spill_reload(d, holder, directory, mode, repeats):
             ctx.save("s", tensor)
             del tensor
             for i in range(repeats):
+                probe_first = i % 2 == 1
+                dd_probe = os.path.join(directory, "direct_write_probe.bin")
+                direct_GBps = direct_write(dd_probe, nbytes) if probe_first else None
                 t0 = time.perf_counter()
                 ctx._store().spill("s")
                 spill_s = time.perf_counter() - t0
+                if not probe_first:
+                    direct_GBps = direct_write(dd_probe, nbytes)
                 info = ctx.get_storage_info("s")
                 assert info["storage_type"] == "disk", info
+                cached = page_cache_share(info["path"])
                 # A VM's host may cache what the guest read, making a second read of the same blocks
                 # faster: the cold read() goes before the reload or after it in turn, on a hard link
                 # that outlives the reload's removal of the spill file.
@@ -222,7 +316,11 @@ def spill_reload(d, holder, directory, mode, repeats):
                 os.remove(probe)
                 equal = (bool(torch.equal(back.reshape(-1)[::stride], sample))
                          and checksum(back) == expected_sum)
-                rounds.append({"spill_s": spill_s, "spill_GBps": nbytes / spill_s / 1e9, "reload_call_s": call_s,
+                rounds.append({"spill_s": spill_s, "spill_GBps": nbytes / spill_s / 1e9,
+                               "direct_write_same_size_GBps": direct_GBps,
+                               "spill_vs_direct_write": nbytes / spill_s / 1e9 / direct_GBps,
+                               "cached_after_spill": cached, "probe_first": probe_first,
+                               "reload_call_s": call_s,
                                "reload_and_read_s": reload_s, "reload_GBps": nbytes / reload_s / 1e9,
                                "cold_read_same_file_GBps": read_GBps,
                                "reload_vs_cold_read": nbytes / reload_s / 1e9 / read_GBps,
@@ -234,8 +332,13 @@ def spill_reload(d, holder, directory, mode, repeats):
             ctx.delete("s")
     finally:
         os.environ.pop("DISCOMFORT_RELOAD", None)
-    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0] if k not in ("equal", "reload_first")}
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]
+           if k not in ("equal", "reload_first", "probe_first", "cached_after_spill")}
+    cached = [r["cached_after_spill"] for r in rounds if r["cached_after_spill"] is not None]
     return {"mode": mode, "spill_s": med["spill_s"], "spill_GBps": med["spill_GBps"],
+            "direct_write_same_size_GBps": med["direct_write_same_size_GBps"],
+            "spill_vs_direct_write": med["spill_vs_direct_write"],
+            "cached_after_spill_max": max(cached) if cached else None,
             "reload_call_s": med["reload_call_s"], "reload_map_s": med["reload_call_s"],  # old name, kept for report.py
             "reload_and_read_s": med["reload_and_read_s"], "reload_GBps": med["reload_GBps"],
             "cold_read_same_file_GBps": med["cold_read_same_file_GBps"],
@@ -272,20 +375,24 @@ async def main():
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--reload-repeats", type=int, default=3)
     ap.add_argument("--result", required=True)
+    ap.add_argument("--device", default="cpu", help="where the big tensors live: cpu (default) or cuda")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
 
     import torch
     from discomfort import Discomfort
-    d = await Discomfort.create(work_dir=os.path.join(a.work, "comfy"), cpu=True,
+    d = await Discomfort.create(work_dir=os.path.join(a.work, "comfy"), cpu=a.device == "cpu",
                                 extra_nodes=[os.path.join(HERE, "identity_node.py")])
     sys.path.insert(0, HERE)
     res = {"memcpy": memcpy_bandwidth(GIB), "disk": disk_bandwidth(a.work, GIB), "sizes": {}}
     print(f"handoff: memcpy {res['memcpy']['GBps']:.1f} GB/s, disk {res['disk']}", file=sys.stderr)
+    if a.device != "cpu":
+        res["device"] = {"name": torch.cuda.get_device_name(a.device), "copy": device_copy_bandwidth(GIB, a.device)}
+        print(f"handoff: {res['device']}", file=sys.stderr, flush=True)
     with d.Context(max_ram_gb=1000) as ctx:  # small = 4 KiB, the reference for "independent of size"
         res["sizes"]["4KiB"] = {"bytes": 4096, "engine_carry": await engine_carry(
             d, ctx, torch.full((1, 16, 16, 4), 0.5), a.iterations), "context": context_pointer(ctx, torch.zeros(1024))}
-    for gib in [int(s) for s in a.sizes_gib.split(",") if s]:
+    for gib in [int(float(s)) if float(s) >= 1 else float(s) for s in a.sizes_gib.split(",") if s]:
         # The tensor, and room to spare; the reload takes its place (the spill_reload cycle) and page
         # cache is reclaimable, so nothing else needs a second copy.
         need = gib * GIB * 1.15 + 2 * GIB
@@ -293,11 +400,11 @@ async def main():
             res["sizes"][f"{gib}GiB"] = {"skipped": f"needs ~{need / GIB:.0f} GiB available, had {mem_available() / GIB:.1f}"}
             continue
         free_disk = shutil.disk_usage(a.work).free
-        if free_disk < gib * GIB * 1.5:
-            res["sizes"][f"{gib}GiB"] = {"skipped": f"needs ~{gib * 1.5:.0f} GiB of free disk, had {free_disk / GIB:.1f}"}
+        if free_disk < gib * GIB * 2.5:  # the spill file and the direct-write probe beside it
+            res["sizes"][f"{gib}GiB"] = {"skipped": f"needs ~{gib * 2.5:.0f} GiB of free disk, had {free_disk / GIB:.1f}"}
             continue
-        holder = [big_tensor(gib)]
-        entry = {"bytes": gib * GIB}
+        holder = [big_tensor(gib, a.device)]
+        entry = {"bytes": int(gib * GIB)}
         with d.Context(max_ram_gb=1000) as ctx:
             entry["engine_carry"] = await engine_carry(d, ctx, holder[0], a.iterations)
             entry["context"] = context_pointer(ctx, holder[0])
@@ -314,7 +421,10 @@ async def main():
             continue
         t = holder.pop()
         b64_need = gib * GIB * 3.5
-        if gib <= a.base64_max_gib and mem_available() > b64_need:
+        if a.device != "cpu":
+            entry["base64"] = {"skipped": "not on the device: the nested server's envelope is a CPU torch.save "
+                                          "(the CPU run measures it)"}
+        elif gib <= a.base64_max_gib and mem_available() > b64_need:
             entry["base64"] = base64_round_trip(t)
         else:
             entry["base64"] = {"skipped": f"memory: torch.save + base64 needs ~3.5x the tensor ({b64_need / GIB:.0f} GiB), "

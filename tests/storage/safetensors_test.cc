@@ -1,4 +1,5 @@
 #include "storage/safetensors.h"
+#include "tests/support/fault_injecting_filesystem.h"
 
 #include <ATen/ops/arange.h>
 #include <ATen/ops/zeros.h>
@@ -30,7 +31,7 @@ TEST(SafetensorsTest, HeaderIsLengthPrefixedJsonWithAlignedData) {
   ASSERT_GE(bytes.size(), 8u);
   uint64_t header_length = 0;
   for (int i = 7; i >= 0; --i) header_length = (header_length << 8) | uint8_t(bytes[i]);
-  EXPECT_EQ((8 + header_length) % 8, 0u);  // data aligned (64 here; 8 is the format's rule)
+  EXPECT_EQ((8 + header_length) % 4096, 0u);  // data page-aligned (8 is the format's rule)
   ASSERT_EQ(bytes.size(), 8 + header_length + 24);
   auto header = nlohmann::json::parse(bytes.substr(8, header_length));
   EXPECT_EQ(header["x"]["dtype"], "BF16");
@@ -59,18 +60,23 @@ TEST(SafetensorsTest, RoundTripsEveryDtypeAndNonContiguousViews) {
         {"empty", base.narrow(0, 0, 0)},
     };
     const std::string path = scratch / (std::string(c10::toString(dtype)) + ".safetensors");
-    // A tiny chunk forces row-by-row writes of the non-contiguous views.
-    SafetensorsWriteOptions tiny_chunks;
-    tiny_chunks.chunk_bytes = 16;
-    ASSERT_TRUE(WriteSafetensors(fs, path, tensors, tiny_chunks).ok());
-    auto read = ReadSafetensors(fs, path);
-    ASSERT_TRUE(read.ok()) << read.status().ToString();
-    ASSERT_EQ(read->tensors.size(), tensors.size());
-    for (const auto& [name, expected] : tensors) {
-      auto found = std::find_if(read->tensors.begin(), read->tensors.end(),
-                                [&, &name = name](const auto& item) { return item.first == name; });
-      ASSERT_NE(found, read->tensors.end()) << name;
-      EXPECT_TRUE(SameBytes(expected, found->second)) << name;
+    // A tiny chunk forces row-by-row writes of the non-contiguous views; both writers.
+    for (bool direct_io : {true, false}) {
+      SafetensorsWriteOptions tiny_chunks;
+      tiny_chunks.chunk_bytes = 16;
+      tiny_chunks.direct_io = direct_io;
+      ASSERT_TRUE(WriteSafetensors(fs, path, tensors, tiny_chunks).ok());
+      EXPECT_EQ(*fs.FileSize(path), SafetensorsFileBytes(tensors));
+      auto read = ReadSafetensors(fs, path);
+      ASSERT_TRUE(read.ok()) << read.status().ToString();
+      ASSERT_EQ(read->tensors.size(), tensors.size());
+      for (const auto& [name, expected] : tensors) {
+        auto found =
+            std::find_if(read->tensors.begin(), read->tensors.end(),
+                         [&, &name = name](const auto& item) { return item.first == name; });
+        ASSERT_NE(found, read->tensors.end()) << name;
+        EXPECT_TRUE(SameBytes(expected, found->second)) << name;
+      }
     }
   }
 }
@@ -86,7 +92,7 @@ TEST(SafetensorsTest, ReadViewsTheMappingWithoutCopying) {
   auto* data = static_cast<const uint8_t*>(mapped.const_data_ptr());
   EXPECT_GE(data, read->mapped_begin);
   EXPECT_LE(data + mapped.nbytes(), read->mapped_end);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(data) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(data) % 4096, 0u);
   EXPECT_NE(testing::MappingOf(data).find("t.safetensors"), std::string::npos);
 
   // In-place writes stay private to the process.
@@ -189,6 +195,61 @@ save_file({'w': grid.to(torch.bfloat16) * 0.5, 'odd': torch.tensor([True, False,
       EXPECT_EQ(tensor.sum().item<int64_t>(), 2);
     }
   }
+}
+
+// Big enough for the direct writer's every path: several write buffers in flight, tensors that
+// start and end off the alignment, the padded and cut tail. Python must read it all.
+TEST(SafetensorsTest, PythonReadsALargeDirectWrittenFile) {
+  const std::string python = testing::PythonWithSafetensors();
+  if (python.empty()) GTEST_SKIP() << "no venv Python with torch + safetensors";
+  ScratchDir scratch;
+  FileSystem& fs = *FileSystem::Default();
+  const int64_t n = (int64_t{11} << 20) / 4 * 4 + 3;  // 11 MiB + 3 floats: no whole block
+  std::vector<std::pair<std::string, at::Tensor>> tensors = {
+      {"big", Arange(n, at::kFloat)},
+      {"bf16_t", Arange(3 * 4099, at::kFloat).remainder(251).to(at::kBFloat16).view({3, 4099}).t()},
+      {"odd", Arange(5 * 777 * 1001 + 1, at::kLong).remainder(127).to(at::kChar)},
+  };
+  SafetensorsWriteOptions options;
+  options.chunk_bytes = size_t{3} << 20;  // pieces that straddle the writer's buffers
+  ASSERT_TRUE(WriteSafetensors(fs, scratch / "big.safetensors", tensors, options).ok());
+  EXPECT_EQ(*fs.FileSize(scratch / "big.safetensors"), SafetensorsFileBytes(tensors));
+  testing::WriteText(scratch / "check.py", R"PY(
+import sys, torch
+from safetensors.torch import load_file
+d = __file__.rsplit('/', 1)[0]
+t = load_file(d + '/big.safetensors')
+n = (11 << 20) // 4 * 4 + 3
+assert torch.equal(t['big'], torch.arange(n, dtype=torch.long).to(torch.float32)), 'big'
+bf = (torch.arange(3 * 4099, dtype=torch.long).to(torch.float32) % 251).to(torch.bfloat16)
+assert torch.equal(t['bf16_t'], bf.view(3, 4099).t()), 'bf16_t'
+assert torch.equal(t['odd'], (torch.arange(5 * 777 * 1001 + 1) % 127).to(torch.int8)), 'odd'
+)PY");
+  ASSERT_EQ(testing::RunPython(python, scratch / "check.py"), 0);
+  for (SafetensorsLoad load : {SafetensorsLoad::kMap, SafetensorsLoad::kRead}) {
+    auto read = ReadSafetensors(fs, scratch / "big.safetensors", {.load = load});
+    ASSERT_TRUE(read.ok()) << read.status().ToString();
+    for (const auto& [name, tensor] : read->tensors) {
+      auto expected =
+          std::find_if(tensors.begin(), tensors.end(),
+                       [&, &name = name](const auto& item) { return item.first == name; });
+      ASSERT_NE(expected, tensors.end());
+      EXPECT_TRUE(SameBytes(expected->second, tensor)) << name;
+    }
+  }
+}
+
+TEST(SafetensorsTest, FullDiskDuringADirectWriteIsNoSpace) {
+  ScratchDir scratch;
+  FaultInjectingFileSystem fs;
+  fs.SetFreeSpace(size_t{5} << 20);
+  at::Tensor tensor = Arange(int64_t{3} << 20, at::kFloat);  // 12 MiB
+  Status status = WriteSafetensors(fs, scratch / "t.safetensors", {{"t", tensor}});
+  EXPECT_EQ(status.code(), ErrorCode::kNoSpace) << status.ToString();
+  EXPECT_EQ(fs.bytes_written(), size_t{5} << 20);
+  // The partial file is the caller's to remove; nothing else was left beside it.
+  EXPECT_EQ(testing::CountFiles(scratch.path()), 1u);
+  ASSERT_TRUE(fs.RemoveFile(scratch / "t.safetensors").ok());
 }
 
 }  // namespace

@@ -132,6 +132,13 @@ Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::NewWritableFile(
   return std::unique_ptr<WritableFile>(new FaultyFile(this, std::move(file).value()));
 }
 
+Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::OpenForWrite(
+    const std::string& path, const WriteOpenOptions& options) {
+  auto file = base_->OpenForWrite(path, options);
+  if (!file.ok()) return file.TakeStatus();
+  return std::unique_ptr<WritableFile>(new FaultyFile(this, std::move(file).value()));
+}
+
 Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::NewAppendableFile(
     const std::string& path) {
   auto file = base_->NewAppendableFile(path);

@@ -41,6 +41,9 @@ class FaultInjectingFileSystem : public FileSystem {
   uint64_t faults_injected() const { return faults_injected_.load(); }
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
+  // Faults apply as to NewWritableFile; the options reach the wrapped file system.
+  Result<std::unique_ptr<WritableFile>> OpenForWrite(const std::string& path,
+                                                     const WriteOpenOptions& options) override;
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override;
   Result<std::shared_ptr<MappedFile>> MapFile(const std::string& path) override;
   Result<std::string> ReadFile(const std::string& path) override;
