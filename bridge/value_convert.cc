@@ -2,7 +2,12 @@
 
 #include <cmath>
 
+#include <spdlog/spdlog.h>
+
+#include <pybind11/stl.h>
 #include <torch/csrc/autograd/python_variable.h>
+
+#include "bridge/python_errors.h"
 
 namespace py = pybind11;
 
@@ -27,11 +32,94 @@ uint64_t TensorBytesInside(py::handle object, int depth = 0) {
   return total;
 }
 
+// discomfort_bridge.model_memory once ComfyUI's model classes are imported (before that no
+// object can be a model), or none where the bridge's Python side is not importable. Called with
+// the GIL held; the module is kept for the life of the process.
+py::object ModelMemory() {
+  static PyObject* module = nullptr;
+  if (module == nullptr) {
+    py::dict modules = py::module_::import("sys").attr("modules");
+    if (!modules.contains("comfy.model_patcher")) return py::object();
+    try {
+      module = py::module_::import("discomfort_bridge.model_memory").release().ptr();
+    } catch (py::error_already_set&) {
+      return py::object();
+    }
+  }
+  return py::reinterpret_borrow<py::object>(module);
+}
+
 }  // namespace
 
 PyObjectHandle::PyObjectHandle(py::object object) : object_(std::move(object)) {
   type_name_ = py::str(py::type::of(object_).attr("__name__")).cast<std::string>();
-  approx_bytes_ = TensorBytesInside(object_);
+  py::object memory = ModelMemory();
+  if (memory && memory.attr("is_model")(object_).cast<bool>()) {
+    model_ = true;
+    for (const storage::HostMemoryPart& part : MeasureMemory()) approx_bytes_ += part.bytes;
+  } else {
+    approx_bytes_ = TensorBytesInside(object_);
+  }
+}
+
+std::vector<storage::HostMemoryPart> PyObjectHandle::MeasureMemory() const {
+  if (!model_) return {};
+  py::gil_scoped_acquire gil;
+  std::vector<storage::HostMemoryPart> parts;
+  try {
+    for (py::handle item : ModelMemory().attr("measure")(object_)) {
+      auto fields = item.cast<py::tuple>();
+      parts.push_back({fields[0].cast<uint64_t>(), fields[1].cast<std::string>(),
+                       fields[2].cast<uint64_t>(), fields[3].cast<bool>()});
+    }
+  } catch (py::error_already_set& e) {
+    // A model that cannot be measured keeps its last accounting; the budget must not fail a run.
+    spdlog::warn("[discomfort] measuring a {} failed: {}", type_name_,
+                 StatusFromPythonError(e, ErrorCode::kPython).message());
+  }
+  return parts;
+}
+
+Result<storage::NamedTensors> PyObjectHandle::TensorsToSpill() {
+  if (!model_) return HostObject::TensorsToSpill();
+  py::gil_scoped_acquire gil;
+  try {
+    storage::NamedTensors out;
+    for (py::handle item : ModelMemory().attr("tensors_to_spill")(object_)) {
+      auto pair = item.cast<py::tuple>();
+      py::handle tensor = pair[1];
+      if (!THPVariable_Check(tensor.ptr())) continue;
+      out.emplace_back(pair[0].cast<std::string>(), THPVariable_Unpack(tensor.ptr()));
+    }
+    return out;
+  } catch (py::error_already_set& e) {
+    return StatusFromPythonError(e, ErrorCode::kPython);
+  }
+}
+
+Status PyObjectHandle::ReplaceTensors(const storage::NamedTensors& replacements) {
+  if (!model_) return HostObject::ReplaceTensors(replacements);
+  py::gil_scoped_acquire gil;
+  try {
+    py::dict mapping;
+    for (const auto& [name, tensor] : replacements) {
+      mapping[py::str(name)] = py::reinterpret_steal<py::object>(THPVariable_Wrap(tensor));
+    }
+    ModelMemory().attr("replace_tensors")(object_, mapping);
+    return Status::Ok();
+  } catch (py::error_already_set& e) {
+    return StatusFromPythonError(e, ErrorCode::kPython);
+  }
+}
+
+std::string PyObjectHandle::ReleaseForDrop(const std::string& key) {
+  if (!model_) return HostObject::ReleaseForDrop(key);
+  py::gil_scoped_acquire gil;
+  try {
+    return ModelMemory().attr("release_for_drop")(object_, key).cast<std::string>();
+  } catch (py::error_already_set& e) {
+    return StatusFromPythonError(e, ErrorCode::kPython).message();
+  }
 }
 
 PyObjectHandle::~PyObjectHandle() {

@@ -9,6 +9,7 @@
 #include "engine/image_io.h"
 #include "engine/image_writer.h"
 #include "engine/port_types.h"
+#include "engine/recipes.h"
 #include "engine/timed_execution.h"
 #include "engine/trace.h"
 
@@ -153,7 +154,10 @@ class LoopRun {
                          IterationReport& report);
   Status RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int it, Pending& stage_pending,
                      IterationReport& report);
-  Result<GatheredInputs> GatherInputs(const PreparedWorkflow& wf, const Pending& pending);
+  Result<GatheredInputs> GatherInputs(const PreparedWorkflow& wf, const Pending& pending, int it);
+  // Runs the recipe an INPUT port read; the object replaces it in the context, pinned.
+  Result<storage::PinnedValue> RealizeRecipe(const graph::Port& port, storage::PinnedValue recipe,
+                                             int it);
   Status CommitIteration(int it, const Pending& pending, IterationReport& report);
   void WriteImages(const Pending& outputs, int iteration, IterationReport* report);
   void ReportFinalOutputs();
@@ -169,6 +173,7 @@ class LoopRun {
   // The last finished iteration's image outputs while they are not written yet (save_every).
   Pending unsaved_;
   int unsaved_iteration_ = -1;
+  RecipeBook recipes_;
 };
 
 void LoopRun::Emit(json event) const {
@@ -206,6 +211,12 @@ Result<LoopResult> LoopRun::Run() {
     }
   }
   result_.iterations_completed = options_.first_iteration;
+  // Models leaving RAM and coming back, as the run's own events.
+  struct Subscription {
+    storage::Context& context;
+    uint64_t token;
+    ~Subscription() { context.RemoveEventObserver(token); }
+  } subscription{context_, context_.AddEventObserver([this](const json& e) { Emit(e); })};
   Emit({{"event", "run_start"},
         {"iterations", options_.iterations},
         {"first_iteration", options_.first_iteration}});
@@ -357,7 +368,30 @@ Status LoopRun::RunStageAttempt(const Stage& stage, int it, Pending& stage_pendi
   return Status::Ok();
 }
 
-Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const Pending& pending) {
+Result<storage::PinnedValue> LoopRun::RealizeRecipe(const graph::Port& port,
+                                                    storage::PinnedValue recipe, int it) {
+  const storage::Value value = recipe.value();
+  recipe.Release();
+  auto read_input = [this](const std::string& uid) { return context_.Get(uid); };
+  auto execute = [this](ExecutionRequest request) -> Result<ExecutionOutcome> {
+    if (Timed()) return ExecuteWithDeadline(executor_, std::move(request), deadline_);
+    return executor_.Execute(request);
+  };
+  TraceSpan span(options_.trace, "recipe", "recipe " + port.unique_id,
+                 {{"iteration", it}, {"port", port.unique_id}});
+  DISCOMFORT_ASSIGN_OR_RETURN(
+      RecipeRun run, RunRecipe(port.unique_id, value, options_.exact_executor, read_input, execute,
+                               recipes_.recipe_node_seconds()));
+  Emit({{"event", "recipe_run"},
+        {"iteration", it},
+        {"port", port.unique_id},
+        {"seconds", run.seconds},
+        {"value", run.value.Describe()}});
+  return context_.PutPinned(port.unique_id, std::move(run.value));
+}
+
+Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const Pending& pending,
+                                             int it) {
   GatheredInputs gathered;
   ExecutionRequest& request = gathered.request;
   request.slot = wf.slot;
@@ -385,6 +419,11 @@ Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const P
                         "earlier workflow",
                     where);
     }
+    if (pinned->value().is_recipe()) {
+      // Passed by reference: the object is made now, once, and replaces its recipe.
+      pinned = RealizeRecipe(port, std::move(pinned).value(), it);
+      if (!pinned.ok()) return pinned.TakeStatus();
+    }
     DISCOMFORT_RETURN_IF_ERROR(CheckPortValue(port, pinned->value()));
     request.inputs[port.unique_id] = pinned->value();
     request.versions[port.unique_id] = pinned->version();
@@ -395,7 +434,7 @@ Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const P
 
 Status LoopRun::RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int it,
                             Pending& stage_pending, IterationReport& report) {
-  auto gathered = GatherInputs(wf, stage_pending);
+  auto gathered = GatherInputs(wf, stage_pending, it);
   if (!gathered.ok()) return WithLocation(gathered.TakeStatus(), it, stage.name, wf.name);
   ExecutionRequest& request = gathered->request;
   TraceSpan span(options_.trace, "workflow", "workflow " + wf.name,
@@ -418,6 +457,10 @@ Status LoopRun::RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int 
       Emit(std::move(e));
     };
   }
+  // What the workflow read, for the recipes of the objects it produces.
+  std::map<std::string, storage::Value> read;
+  if (RecipeBook::HasByReferenceOutputs(wf)) read = request.inputs;
+  const std::map<std::string, uint64_t> read_versions = request.versions;
   const auto workflow_start = Clock::now();
   if (!Timed()) {
     // A node an earlier timed run left running still owns ComfyUI.
@@ -430,7 +473,18 @@ Status LoopRun::RunWorkflow(const Stage& stage, const PreparedWorkflow& wf, int 
   nodes.Finish();
   gathered->pins.clear();  // the execution is over (or abandoned, holding its own references)
   if (!outcome.ok()) return WithLocation(outcome.TakeStatus(), it, stage.name, wf.name);
-  for (auto& [uid, value] : outcome->outputs) stage_pending[uid] = {value, ++g_pending_version};
+  recipes_.RecordNodeTimes(wf.slot, outcome->node_times);
+  for (auto& [uid, value] : outcome->outputs) {
+    json skipped;
+    storage::Value kept = recipes_.Attach(wf, uid, value, read, read_versions, &skipped);
+    if (!skipped.is_null()) {
+      spdlog::info("[discomfort] OUTPUT '{}' of {} is kept without a recipe: {}", uid, wf.name,
+                   skipped.value("reason", ""));
+      skipped["iteration"] = it;
+      Emit(std::move(skipped));
+    }
+    stage_pending[uid] = {std::move(kept), ++g_pending_version};
+  }
   for (const graph::Port& port : wf.ports.outputs) {
     if (!outcome->outputs.count(port.unique_id)) {
       spdlog::warn("[discomfort] iteration {}: OUTPUT port '{}' (node {}) of {} produced no value",
@@ -517,6 +571,7 @@ Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
     return st;
   }
   prepared.executable_prompt = std::make_shared<const json>(std::move(rewritten).value());
+  prepared.source_prompt = std::make_shared<const json>(workflow.prompt);
   return prepared;
 }
 

@@ -42,6 +42,8 @@ struct PreparedWorkflow {
   graph::PortSet ports;
   // Ports rewritten into loaders / savers; shared by every request of every iteration.
   std::shared_ptr<const nlohmann::json> executable_prompt;
+  // The prompt as given (ports in place): what the recipes of its OUTPUT values are pruned from.
+  std::shared_ptr<const nlohmann::json> source_prompt;
 };
 
 Result<PreparedWorkflow> PrepareWorkflow(const Workflow& workflow, size_t index,
@@ -80,7 +82,9 @@ struct LoopOptions {
   // iterations set a bound (the CLI keeps none), so memory does not grow with the count.
   size_t max_reports = std::numeric_limits<size_t>::max();
   // JSON events for monitors: run_start, iteration_start, workflow_done, stage_skipped,
-  // stage_failed, iteration_done, run_done, error.
+  // stage_failed, iteration_done, run_done, error; recipe_run (an INPUT port read a recipe),
+  // recipe_skipped (an OUTPUT of a by-reference type got no recipe, and why); and the context's
+  // model_spill / model_restore (storage::Context::AddEventObserver).
   std::function<void(const nlohmann::json&)> on_event;
   const std::atomic<bool>* cancel = nullptr;  // checked between executions
   // Seconds an iteration (all its stages and retries) may run; 0: no limit. Past it, ComfyUI is
@@ -127,7 +131,10 @@ class LoopRunner {
                          const LoopOptions& options);
   // An iteration's outputs reach the context only when it finished, so an error leaves the
   // context as of the last good iteration. The context values an iteration reads stay pinned
-  // (never spilled) while the workflows that read them run.
+  // (never spilled) while the workflows that read them run. An INPUT port that reads a recipe
+  // runs it (engine/recipes.h) and the object replaces the recipe in the context at once, so it
+  // runs once per run; objects of by-reference types (graph::PassByForType) reach the context
+  // carrying the recipe that recreates them.
   Result<LoopResult> RunStages(const std::vector<Stage>& stages, const LoopOptions& options);
 
  private:

@@ -63,6 +63,7 @@ Context::Context(ContextOptions options) : state_(std::make_shared<ContextState>
   ContextState& state = *state_;
   if (detail::ForceSpillFromEnvironment()) options.force_spill = true;
   detail::ReloadModeFromEnvironment(&options.reload);
+  detail::ModelSpillFromEnvironment(&options.model_spill);
   state.fs = options.fs != nullptr ? options.fs : FileSystem::Default();
   if (options.temp_root.empty()) options.temp_root = detail::DefaultTempRoot();
   if (options.max_ram_gb) {
@@ -125,6 +126,33 @@ Status Context::Put(const std::string& key, Value value) {
   return state_->Enforce(nullptr);
 }
 
+Result<PinnedValue> Context::PutPinned(const std::string& key, Value value) {
+  if (key.empty()) return Status(ErrorCode::kInvalidArgument, "context keys must not be empty");
+  Entry fresh = ContextState::MakeEntry(value);
+  Entry old;
+  uint64_t version = 0;
+  {
+    MutexLock lock(state_->mu);
+    fresh.version = version = detail::NextVersion();
+    fresh.last_use = ++state_->clock;
+    fresh.pins = 1;
+    auto it = state_->entries.find(key);
+    if (it != state_->entries.end()) {
+      state_->Retire(it->second);
+      old = std::move(it->second);
+      it->second = std::move(fresh);
+      state_->AddResident(it->second);
+    } else {
+      auto inserted = state_->entries.emplace(key, std::move(fresh)).first;
+      state_->AddResident(inserted->second);
+    }
+  }
+  old = Entry();  // the replaced value is released outside the lock
+  Status enforced = state_->Enforce(nullptr);
+  if (!enforced.ok()) spdlog::warn("[discomfort] {}", enforced.ToString());
+  return PinnedValue(state_, key, version, std::move(value));
+}
+
 Result<Value> Context::Get(const std::string& key) const {
   return state_->Acquire(key, /*pin=*/false, nullptr);
 }
@@ -185,6 +213,23 @@ Result<ValueInfo> Context::Info(const std::string& key) const {
     info.shape = entry.shape;
     info.spill_path = entry.spill_path;
   }
+  info.has_recipe = entry.value.has_recipe();
+  info.rebuild_seconds = entry.value.rebuild_seconds();
+  if (entry.kind == ValueKind::kHostObject) {
+    info.model = entry.model;
+    info.spill_files = entry.model_files;
+    bool spilled = false;
+    for (const HostMemoryPart& part : entry.parts) {
+      info.bytes_by_device[part.device] += part.bytes;
+      auto use = state_->host_parts.find({part.id, part.device});
+      if (use != state_->host_parts.end() && !use->second.resident) {
+        info.spilled_bytes += part.bytes;
+        spilled = true;
+      }
+    }
+    info.on_disk = spilled;
+    if (!entry.parts.empty()) info.device = entry.parts.front().device;
+  }
   return info;
 }
 
@@ -198,18 +243,47 @@ Usage Context::GetUsage() const {
   usage.device_budget_bytes = state.device_budget.value_or(0);
   usage.disk_bytes = state.disk_bytes;
   usage.host_object_bytes = state.host_bytes;
+  usage.host_ram_bytes = state.host_ram_bytes;
+  usage.host_device_bytes = state.host_device_bytes;
+  usage.host_spilled_bytes = state.host_spilled_bytes;
   usage.count = state.entries.size();
   for (const auto& [_, entry] : state.entries) {
-    if (entry.where == Residence::kDisk) ++usage.spilled_count;
+    bool model_out = false;
+    for (const HostMemoryPart& part : entry.parts) {
+      auto use = state.host_parts.find({part.id, part.device});
+      if (use != state.host_parts.end() && !use->second.resident) model_out = true;
+    }
+    if (entry.where == Residence::kDisk || model_out) ++usage.spilled_count;
     if (entry.pins > 0) ++usage.pinned_count;
   }
   usage.spills = state.spills;
   usage.reloads = state.reloads;
+  usage.model_spills = state.model_spills;
+  usage.model_drops = state.model_drops;
+  usage.model_restores = state.model_restores;
+  usage.model_write_bytes_per_second = state.write_bytes_per_second;
   return usage;
 }
 
 Status Context::Spill(const std::string& key) {
   detail::SpillJob job;
+  detail::ModelSpillJob model_job;
+  bool model = false;
+  {
+    MutexLock lock(state_->mu);
+    auto it = state_->entries.find(key);
+    if (it == state_->entries.end()) return detail::NoValue(key);
+    Entry& entry = it->second;
+    if (entry.where == Residence::kDisk) return Status::Ok();
+    if (entry.kind == ValueKind::kHostObject && entry.model) {
+      if (entry.pins > 0) return Status(ErrorCode::kInvalidArgument, "'" + key + "' is pinned");
+      if (entry.where == Residence::kSpilling) return Status::Ok();  // another thread's
+      if (!state_->ModelCanLeave(entry, state_->PinnedParts())) return Status::Ok();
+      state_->BeginModelSpill(key, entry, &model_job);
+      model = true;
+    }
+  }
+  if (model) return state_->FinishModelSpill(model_job);
   {
     MutexLock lock(state_->mu);
     auto it = state_->entries.find(key);
@@ -217,8 +291,8 @@ Status Context::Spill(const std::string& key) {
     Entry& entry = it->second;
     if (entry.where == Residence::kDisk) return Status::Ok();
     if (entry.kind != ValueKind::kTensor) {
-      return Status(ErrorCode::kInvalidArgument, std::string("only tensors spill; '") + key +
-                                                     "' is " + ValueKindName(entry.kind));
+      return Status(ErrorCode::kInvalidArgument, std::string("only tensors and models spill; '") +
+                                                     key + "' is " + ValueKindName(entry.kind));
     }
     if (entry.pins > 0) {
       return Status(ErrorCode::kInvalidArgument, "'" + key + "' is pinned");
@@ -250,6 +324,19 @@ void Context::SetIoObserver(IoObserver observer) {
   state_->observer = std::move(shared);
 }
 
+uint64_t Context::AddEventObserver(EventObserver observer) {
+  auto shared = std::make_shared<const EventObserver>(std::move(observer));
+  MutexLock lock(state_->observer_mu);
+  const uint64_t token = state_->next_event_observer++;
+  state_->event_observers[token] = std::move(shared);
+  return token;
+}
+
+void Context::RemoveEventObserver(uint64_t token) {
+  MutexLock lock(state_->observer_mu);
+  state_->event_observers.erase(token);
+}
+
 Status Context::EnforceBudget() { return state_->Enforce(nullptr); }
 
 const std::string& Context::temp_dir() const { return state_->temp_dir; }
@@ -258,12 +345,14 @@ Status Context::CheckConsistency() const {
   MutexLock lock(state_->mu);
   const ContextState& state = *state_;
   std::unordered_map<const void*, uint64_t> storages;
+  std::map<detail::HostPartKey, uint64_t> parts;
   uint64_t ram = 0, device = 0, disk = 0, host = 0;
   for (const auto& [key, entry] : state.entries) {
     auto fail = [&key = key](const std::string& what) {  // init-capture: clang < 16
       return Status(ErrorCode::kInternal, "context entry '" + key + "': " + what);
     };
     if (entry.pins < 0) return fail("negative pin count");
+    disk += entry.model_file_bytes;
     if (entry.where == Residence::kDisk) {
       if (entry.kind != ValueKind::kTensor) return fail("a non-tensor is on disk");
       if (!entry.value.is_none()) return fail("a spilled entry still holds its value");
@@ -283,9 +372,23 @@ Status Context::CheckConsistency() const {
       }
     } else if (entry.kind == ValueKind::kHostObject) {
       host += entry.bytes;
+      for (const HostMemoryPart& part : entry.parts) {
+        const detail::HostPartKey part_key{part.id, part.device};
+        auto use = state.host_parts.find(part_key);
+        if (use == state.host_parts.end()) return fail("a host block is not accounted");
+        if (parts.emplace(part_key, part.bytes).second && part.device == "cpu" &&
+            use->second.resident) {
+          ram += use->second.bytes;
+        }
+      }
     } else {
       ram += entry.bytes;
     }
+  }
+  if (parts.size() != state.host_parts.size()) {
+    return Status(ErrorCode::kInternal, "host block table has " +
+                                            std::to_string(state.host_parts.size()) +
+                                            " entries, expected " + std::to_string(parts.size()));
   }
   if (storages.size() != state.storages.size()) {
     return Status(ErrorCode::kInternal,

@@ -2,9 +2,13 @@
 //
 // Values are held by reference (a tensor costs a refcount, never a copy). Tensors beyond the RAM
 // budget spill, least recently used first, to one safetensors file each in the context's own
-// temporary folder, and come back on Get (read in full, or memory-mapped: ReloadMode). A
-// PinnedValue keeps a value in memory while an iteration uses it. Snapshots persist the whole
-// context for resume.
+// temporary folder, and come back on Get (read in full, or memory-mapped: ReloadMode). Models
+// (host objects that report their weights: ComfyUI's ModelPatcher, CLIP, VAE) count under the
+// same budget and leave RAM the same way, least recently used first: dropped in favour of their
+// recipe when rebuilding it is cheaper than writing them, else their weights written once and
+// swapped in place for file-backed tensors whose pages the kernel drops and faults back on use
+// (storage/context_models.cc). A PinnedValue keeps a value in memory while an iteration uses it.
+// Snapshots persist the whole context for resume.
 //
 // Thread safety: every method may be called from any thread concurrently. Spill writes, full
 // reads and GPU reloads run outside the store's lock, so a slow disk blocks only the thread that
@@ -14,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +45,16 @@ enum class ReloadMode {
   kRead,
 };
 
+// How a model beyond the RAM budget leaves RAM.
+enum class ModelSpill {
+  // Per model by cost: dropped when its recipe rebuilds it faster than its new bytes can be
+  // written (the rebuild time measured when the recipe ran, the write bandwidth measured by the
+  // last model write), else written.
+  kAuto,
+  kWrite,  // always written (file-backed)
+  kDrop,   // dropped whenever it has a recipe and dropping frees it (tests, benchmarks)
+};
+
 struct ContextOptions {
   // RAM budget for the tensors (and JSON values) the context holds in CPU memory. Set at most
   // one; neither means unlimited. The percentage is of MemAvailable in /proc/meminfo at open.
@@ -61,6 +76,10 @@ struct ContextOptions {
   ReloadMode reload = ReloadMode::kMap;
   int reload_threads = 4;                        // reads in flight (kRead)
   size_t reload_chunk_bytes = size_t{16} << 20;  // bytes per read (kRead)
+  // DISCOMFORT_MODEL_SPILL=auto|write|drop in the environment overrides `model_spill`.
+  ModelSpill model_spill = ModelSpill::kAuto;
+  // The write bandwidth kAuto assumes until a model write measures it.
+  double assumed_write_bytes_per_second = 500e6;
 
   // Optional pickle hook for host objects in snapshots, given only when the user allows pickle
   // (storage/ has no Python; bridge/ supplies these). Without it, host objects are listed as not
@@ -81,20 +100,37 @@ struct ValueInfo {
   std::string dtype;           // tensors: "float32", ...
   std::vector<int64_t> shape;  // tensors
   std::string spill_path;      // when on_disk
+
+  // Host objects that report their memory (models).
+  std::map<std::string, uint64_t> bytes_by_device;  // "cpu", "cuda:0" -> bytes
+  bool model = false;                               // its weights can leave RAM
+  uint64_t spilled_bytes = 0;                       // weights out of RAM (file-backed)
+  std::vector<std::string> spill_files;             // the files backing its weights
+  // A recipe, or a host object carrying one; how long it took to run (< 0: unknown).
+  bool has_recipe = false;
+  double rebuild_seconds = -1;
 };
 
 struct Usage {
-  uint64_t ram_bytes = 0;            // tensors in CPU memory (each storage once) + JSON values
+  // Tensors in CPU memory (each storage once) + JSON values + models' CPU memory (host_ram_bytes).
+  uint64_t ram_bytes = 0;
   uint64_t ram_budget_bytes = 0;     // 0 = unlimited (or max_ram_gb = 0: spill everything)
   uint64_t device_bytes = 0;         // tensors on accelerators (each storage once)
   uint64_t device_budget_bytes = 0;  // 0 = unlimited
   uint64_t disk_bytes = 0;           // spill files
-  uint64_t host_object_bytes = 0;    // the hosts' own estimates; not under any budget
+  uint64_t host_object_bytes = 0;    // every host object's bytes, all devices, as it estimates them
+  uint64_t host_ram_bytes = 0;       // models' weights in RAM (each shared block once)
+  uint64_t host_device_bytes = 0;   // models' accelerator memory (ComfyUI manages it; not budgeted)
+  uint64_t host_spilled_bytes = 0;  // models' weights out of RAM (file-backed)
   size_t count = 0;
   size_t spilled_count = 0;
   size_t pinned_count = 0;
-  uint64_t spills = 0;   // spills done since the context opened
-  uint64_t reloads = 0;  // spilled tensors brought back
+  uint64_t spills = 0;          // spills done since the context opened
+  uint64_t reloads = 0;         // spilled tensors brought back
+  uint64_t model_spills = 0;    // models whose weights left RAM (written or paged out)
+  uint64_t model_drops = 0;     // models dropped in favour of their recipe
+  uint64_t model_restores = 0;  // spilled models read again (their pages come back on use)
+  double model_write_bytes_per_second = 0;  // measured by the last model write; 0: none yet
 };
 
 struct SnapshotReport {
@@ -158,6 +194,10 @@ class Context {
   Result<Value> Get(const std::string& key) const;
   // Get + pin: the value cannot spill until the handle is released.
   Result<PinnedValue> Pin(const std::string& key);
+  // Put + pin as one step: the value is pinned before the budget is enforced, so a value that
+  // alone exceeds the budget (a model rebuilt from its recipe) does not leave RAM on its way to
+  // the workflow that needs it. A budget that cannot be met is logged, as after Put.
+  Result<PinnedValue> PutPinned(const std::string& key, Value value);
   bool Contains(const std::string& key) const;
   Status Erase(const std::string& key);
   std::vector<std::string> Keys() const;
@@ -167,10 +207,11 @@ class Context {
   Result<ValueInfo> Info(const std::string& key) const;
   Usage GetUsage() const;
 
-  // Spills one tensor now, whatever the budget. kInvalidArgument for a non-tensor, a pinned
-  // value or a tensor the format cannot hold; Ok when it is already on disk.
+  // Spills one tensor or model now, whatever the budget (a model as the budget would: dropped or
+  // written, per ContextOptions::model_spill). kInvalidArgument for other values, a pinned value
+  // or a tensor the format cannot hold; Ok when it is already on disk.
   Status Spill(const std::string& key);
-  // Spills least recently used unpinned tensors until the budgets hold. Put calls it.
+  // Spills least recently used unpinned tensors and models until the budgets hold. Put calls it.
   Status EnforceBudget();
   // Replaces the budget for tensors on accelerators (GiB; nullopt: unlimited) and enforces it: a
   // loop plan's max_vram_gb applies to the context the run was given.
@@ -205,6 +246,15 @@ class Context {
                                         uint64_t bytes, std::chrono::steady_clock::time_point start,
                                         std::chrono::steady_clock::time_point end)>;
   void SetIoObserver(IoObserver observer);
+  // JSON events about models leaving RAM and coming back, for a run's event stream:
+  //   {"event": "model_spill", "key", "action": "write" | "page_out" | "drop", "bytes",
+  //    "written_bytes", "seconds", "rebuild_seconds", "write_seconds_estimate", "reason"}
+  //   {"event": "model_restore", "key", "bytes", "how": "page_in"}
+  // Called outside the store's lock, on the thread that did the work. Returns a token for
+  // RemoveEventObserver.
+  using EventObserver = std::function<void(const nlohmann::json& event)>;
+  uint64_t AddEventObserver(EventObserver observer);
+  void RemoveEventObserver(uint64_t token);
 
   // Removes `root`/discomfort-ctx-<pid>-* folders whose process is gone. Returns how many.
   // Contexts call it when they open.

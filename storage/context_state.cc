@@ -66,6 +66,22 @@ std::string DefaultTempRoot() {
   return tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
 }
 
+void ModelSpillFromEnvironment(ModelSpill* mode) {
+  const char* value = std::getenv("DISCOMFORT_MODEL_SPILL");
+  if (value == nullptr || *value == '\0') return;
+  const std::string text = value;
+  if (text == "auto") {
+    *mode = ModelSpill::kAuto;
+  } else if (text == "write") {
+    *mode = ModelSpill::kWrite;
+  } else if (text == "drop") {
+    *mode = ModelSpill::kDrop;
+  } else {
+    spdlog::warn("[discomfort] DISCOMFORT_MODEL_SPILL={} is not auto, write or drop; ignored",
+                 text);
+  }
+}
+
 bool ForceSpillFromEnvironment() {
   const char* value = std::getenv("DISCOMFORT_FORCE_SPILL");
   return value != nullptr && *value != '\0' && std::string(value) != "0";
@@ -123,14 +139,31 @@ Entry ContextState::MakeEntry(Value value) {
     }
     case ValueKind::kJson:
     case ValueKind::kRecipe:
-    case ValueKind::kHostObject:
       entry.bytes = value.ApproxBytes();
+      break;
+    case ValueKind::kHostObject:
+      entry.value = value;
+      MeasureHost(entry);
       break;
     case ValueKind::kNone:
       break;
   }
   entry.value = std::move(value);
   return entry;
+}
+
+// Called outside the lock: a host object may take the GIL to measure itself.
+void ContextState::MeasureHost(Entry& entry) {
+  const std::shared_ptr<HostObject>& host = entry.value.host();
+  if (!host) return;
+  entry.parts = host->MeasureMemory();
+  entry.model = host->CanSpillTensors();
+  if (entry.parts.empty()) {
+    entry.bytes = host->ApproxBytes();
+    return;
+  }
+  entry.bytes = 0;
+  for (const HostMemoryPart& part : entry.parts) entry.bytes += part.bytes;
 }
 
 void ContextState::AddResident(Entry& entry) {
@@ -151,6 +184,19 @@ void ContextState::AddResident(Entry& entry) {
       return;
     case ValueKind::kHostObject:
       host_bytes += entry.bytes;
+      for (const HostMemoryPart& part : entry.parts) {
+        HostPartUse& use = host_parts[{part.id, part.device}];
+        if (use.refs++ > 0) continue;  // counted by the entry that brought it
+        use.bytes = part.bytes;
+        use.spillable = part.spillable;
+        use.resident = true;
+        if (part.device == "cpu") {
+          ram_bytes += use.bytes;
+          host_ram_bytes += use.bytes;
+        } else {
+          host_device_bytes += use.bytes;
+        }
+      }
       return;
     case ValueKind::kNone:
       return;
@@ -176,6 +222,20 @@ void ContextState::RemoveResident(Entry& entry) {
       return;
     case ValueKind::kHostObject:
       host_bytes -= entry.bytes;
+      for (const HostMemoryPart& part : entry.parts) {
+        auto it = host_parts.find({part.id, part.device});
+        if (it == host_parts.end() || --it->second.refs > 0) continue;
+        const HostPartUse& use = it->second;
+        if (part.device != "cpu") {
+          host_device_bytes -= use.bytes;
+        } else if (use.resident) {
+          ram_bytes -= use.bytes;
+          host_ram_bytes -= use.bytes;
+        } else {
+          host_spilled_bytes -= use.bytes;
+        }
+        host_parts.erase(it);
+      }
       return;
     case ValueKind::kNone:
       return;
@@ -183,6 +243,15 @@ void ContextState::RemoveResident(Entry& entry) {
 }
 
 void ContextState::Retire(Entry& entry) {
+  // The object may live on elsewhere (a ComfyUI cache) and keep mapping these files: an
+  // unlinked file stays readable through its mapping, and its space returns when that goes.
+  for (const std::string& file : entry.model_files) {
+    Status removed = fs->RemoveFile(file);
+    if (!removed.ok()) spdlog::warn("[discomfort] {}", removed.ToString());
+  }
+  disk_bytes -= entry.model_file_bytes;
+  entry.model_files.clear();
+  entry.model_file_bytes = 0;
   if (entry.where == Residence::kDisk) {
     disk_bytes -= entry.spill_file_bytes;
     Status removed = fs->RemoveFile(entry.spill_path);
@@ -252,6 +321,17 @@ void ContextState::Observe(std::string_view what, const std::string& key, uint64
   if (fn && *fn) (*fn)(what, key, bytes, start, std::chrono::steady_clock::now());
 }
 
+void ContextState::EmitEvent(const nlohmann::json& event) const {
+  std::vector<std::shared_ptr<const Context::EventObserver>> observers;
+  {
+    MutexLock lock(observer_mu);
+    for (const auto& [_, fn] : event_observers) observers.push_back(fn);
+  }
+  for (const auto& fn : observers) {
+    if (fn && *fn) (*fn)(event);
+  }
+}
+
 Status ContextState::FinishSpill(SpillJob& job) {
   const auto started = std::chrono::steady_clock::now();
   SafetensorsWriteOptions write_options;
@@ -319,6 +399,8 @@ Status ContextState::Enforce(const std::string* exclude) {
   std::set<uint64_t> failed_versions;  // not retried in this pass
   while (true) {
     SpillJob job;
+    ModelSpillJob model_job;
+    bool model = false;
     {
       MutexLock lock(mu);
       // In-flight spills will free their estimate; written without subtraction because an
@@ -328,7 +410,20 @@ Status ContextState::Enforce(const std::string* exclude) {
       if (!options.force_spill && !ram_over && !device_over) break;
       Entry* victim = nullptr;
       const std::string* victim_key = nullptr;
+      // Models leave RAM for the RAM budget only (ComfyUI manages their accelerator memory), and
+      // never in the force-spill test mode, which is about tensors.
+      const std::set<HostPartKey> pinned_parts = ram_over ? PinnedParts() : std::set<HostPartKey>();
       for (auto& [key, entry] : entries) {
+        if (ram_over && entry.kind == ValueKind::kHostObject && entry.model &&
+            entry.where == Residence::kMemory && entry.pins == 0 &&
+            failed_versions.count(entry.version) == 0 && (exclude == nullptr || key != *exclude) &&
+            ModelCanLeave(entry, pinned_parts)) {
+          if (victim == nullptr || entry.last_use < victim->last_use) {
+            victim = &entry;
+            victim_key = &key;
+          }
+          continue;
+        }
         if (entry.kind != ValueKind::kTensor || entry.where != Residence::kMemory ||
             entry.pins > 0 || !entry.unspillable.empty() ||
             failed_versions.count(entry.version) > 0 || (exclude != nullptr && key == *exclude)) {
@@ -341,15 +436,20 @@ Status ContextState::Enforce(const std::string* exclude) {
         }
       }
       if (victim == nullptr) break;
-      Status error;
-      if (!BeginSpill(*victim_key, *victim, &job, &error)) {
-        if (first_error.ok()) first_error = error;
-        break;
+      model = victim->kind == ValueKind::kHostObject;
+      if (model) {
+        BeginModelSpill(*victim_key, *victim, &model_job);
+      } else {
+        Status error;
+        if (!BeginSpill(*victim_key, *victim, &job, &error)) {
+          if (first_error.ok()) first_error = error;
+          break;
+        }
       }
     }
-    Status spilled = FinishSpill(job);
+    Status spilled = model ? FinishModelSpill(model_job) : FinishSpill(job);
     if (!spilled.ok()) {
-      failed_versions.insert(job.version);
+      failed_versions.insert(model ? model_job.version : job.version);
       if (first_error.ok()) first_error = spilled;
     }
   }
@@ -401,7 +501,16 @@ Result<Value> ContextState::Acquire(const std::string& key, bool pin, uint64_t* 
     if (entry.where != Residence::kDisk) {
       if (pin) ++entry.pins;
       if (version != nullptr) *version = entry.version;
-      return entry.value;
+      Value value = entry.value;
+      const uint64_t restored = entry.model ? RestoreModelParts(entry) : 0;
+      if (restored == 0) return value;
+      lock.Unlock();
+      EmitEvent(
+          {{"event", "model_restore"}, {"key", key}, {"bytes", restored}, {"how", "page_in"}});
+      // Room for the model coming back; its own key is the most recent use and is kept.
+      Status enforced = Enforce(&key);
+      if (!enforced.ok()) spdlog::warn("[discomfort] {}", enforced.ToString());
+      return value;
     }
 
     // Spilled. A map is cheap and happens under the lock; a full read or a device copy happens
@@ -464,11 +573,16 @@ Result<Value> ContextState::Acquire(const std::string& key, bool pin, uint64_t* 
 }
 
 void ContextState::Unpin(const std::string& key, uint64_t version) {
-  MutexLock lock(mu);
-  auto it = entries.find(key);
-  if (it != entries.end() && it->second.version == version && it->second.pins > 0) {
-    --it->second.pins;
+  bool model = false;
+  {
+    MutexLock lock(mu);
+    auto it = entries.find(key);
+    if (it != entries.end() && it->second.version == version && it->second.pins > 0) {
+      --it->second.pins;
+      model = it->second.model;
+    }
   }
+  if (model) Remeasure(key, version);
 }
 
 }  // namespace detail

@@ -1,4 +1,6 @@
-// Persistence of the context: Export/Import of one value, SaveSnapshot/LoadSnapshot of all.
+// Persistence of the context: Export/Import of one value, SaveSnapshot/LoadSnapshot of all. A host
+// object that carries its recipe is saved as that recipe, and comes back as a recipe that a run's
+// INPUT port executes when it reads it.
 #include <unistd.h>
 
 #include <ATen/core/Tensor.h>
@@ -228,11 +230,22 @@ Result<SnapshotReport> Context::SaveSnapshot(const std::string& dir) const {
           break;
         }
         case ValueKind::kJson:
+          entry["value"] = value.json();
+          break;
         case ValueKind::kRecipe:
           entry["value"] = value.json();
+          if (value.rebuild_seconds() >= 0) entry["rebuild_seconds"] = value.rebuild_seconds();
           break;
         case ValueKind::kHostObject: {
           const std::string type_name = value.host() ? value.host()->TypeName() : "null";
+          if (value.has_recipe()) {
+            // The object is recreated by running its recipe: nothing to pickle, nothing lost.
+            entry["kind"] = ValueKindName(ValueKind::kRecipe);
+            entry["value"] = value.recipe();
+            entry["type"] = type_name;
+            if (value.rebuild_seconds() >= 0) entry["rebuild_seconds"] = value.rebuild_seconds();
+            break;
+          }
           if (!options.serialize_host || !value.host()) {
             not_persisted.push_back({{"key", item.key},
                                      {"kind", "object"},
@@ -358,7 +371,11 @@ Result<SnapshotReport> Context::LoadSnapshot(const std::string& dir) {
       } else if (kind == ValueKindName(ValueKind::kJson)) {
         staged.emplace_back(key, Value::Json(entry.at("value")));
       } else if (kind == ValueKindName(ValueKind::kRecipe)) {
-        staged.emplace_back(key, Value::Recipe(entry.at("value")));
+        double rebuild = -1;
+        if (entry.contains("rebuild_seconds") && entry["rebuild_seconds"].is_number()) {
+          rebuild = entry["rebuild_seconds"].get<double>();
+        }
+        staged.emplace_back(key, Value::Recipe(entry.at("value"), rebuild));
       } else if (kind == ValueKindName(ValueKind::kHostObject)) {
         if (!options.deserialize_host) {
           report.not_persisted.push_back(key);

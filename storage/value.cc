@@ -73,11 +73,36 @@ Value Value::Host(std::shared_ptr<HostObject> object) {
   return v;
 }
 
-Value Value::Recipe(nlohmann::json api_subworkflow) {
+Value Value::Recipe(nlohmann::json api_subworkflow, double rebuild_seconds) {
   Value v;
   v.kind_ = ValueKind::kRecipe;
   v.json_ = std::move(api_subworkflow);
+  v.rebuild_seconds_ = rebuild_seconds;
   return v;
+}
+
+Value Value::WithRecipe(std::shared_ptr<const nlohmann::json> recipe,
+                        double rebuild_seconds) const {
+  Value v = *this;
+  if (v.kind_ != ValueKind::kHostObject) return v;
+  v.recipe_ = std::move(recipe);
+  v.rebuild_seconds_ = rebuild_seconds;
+  return v;
+}
+
+const nlohmann::json& Value::recipe() const {
+  static const nlohmann::json kNull;
+  if (kind_ == ValueKind::kRecipe) return json_;
+  return recipe_ != nullptr ? *recipe_ : kNull;
+}
+
+Result<NamedTensors> HostObject::TensorsToSpill() {
+  return Status(ErrorCode::kInvalidArgument, "a " + TypeName() + " cannot leave RAM");
+}
+
+Status HostObject::ReplaceTensors(const NamedTensors&) {
+  return Status(ErrorCode::kInvalidArgument,
+                "a " + TypeName() + " cannot take file-backed weights");
 }
 
 uint64_t Value::ApproxBytes() const {

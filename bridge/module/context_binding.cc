@@ -25,6 +25,14 @@ py::dict InfoToDict(const storage::ValueInfo& info) {
   if (!info.dtype.empty()) d["dtype"] = info.dtype;
   if (!info.shape.empty() || info.kind == storage::ValueKind::kTensor) d["shape"] = info.shape;
   if (!info.spill_path.empty()) d["spill_path"] = info.spill_path;
+  if (!info.bytes_by_device.empty()) d["bytes_by_device"] = info.bytes_by_device;
+  if (info.model) {
+    d["model"] = true;
+    d["spilled_bytes"] = info.spilled_bytes;
+    d["spill_files"] = info.spill_files;
+  }
+  d["has_recipe"] = info.has_recipe;
+  if (info.rebuild_seconds >= 0) d["rebuild_seconds"] = info.rebuild_seconds;
   return d;
 }
 
@@ -41,6 +49,13 @@ py::dict UsageToDict(const storage::Usage& u) {
   d["pinned_count"] = u.pinned_count;
   d["spills"] = u.spills;
   d["reloads"] = u.reloads;
+  d["host_ram_bytes"] = u.host_ram_bytes;
+  d["host_device_bytes"] = u.host_device_bytes;
+  d["host_spilled_bytes"] = u.host_spilled_bytes;
+  d["model_spills"] = u.model_spills;
+  d["model_drops"] = u.model_drops;
+  d["model_restores"] = u.model_restores;
+  d["model_write_bytes_per_second"] = u.model_write_bytes_per_second;
   return d;
 }
 

@@ -107,12 +107,17 @@ class WorkflowContext:
         return list(self._store().keys())
 
     def get_storage_info(self, unique_id: str) -> Optional[Dict[str, Any]]:
-        """{size, pass_by, storage_type ("ram" | "disk" | "device"), path, kind, version, ...} or None."""
+        """{size, pass_by, storage_type ("ram" | "disk" | "device"), path, kind, version, ...} or None.
+        Models (ComfyUI's MODEL, CLIP, VAE) add bytes_by_device, spilled_bytes and spill_files; a
+        model whose weights left RAM is "disk"; has_recipe says whether a recipe can recreate it."""
         info = self._store().info(unique_id)
         if info is None:
             return None
         if info["on_disk"]:
             storage_type = "disk"
+        elif info.get("model"):
+            by_device = info.get("bytes_by_device", {})
+            storage_type = "device" if by_device and not by_device.get("cpu") else "ram"
         elif info["device"] and info["device"] != "cpu":
             storage_type = "device"
         else:
@@ -120,12 +125,18 @@ class WorkflowContext:
         out = {"size": info["bytes"], "pass_by": self._pass_by.get(unique_id, "val"), "storage_type": storage_type}
         if info.get("spill_path"):
             out["path"] = info["spill_path"]
+        elif info.get("spill_files"):
+            out["path"] = info["spill_files"][-1]
         out.update(info)
         if "dtype" in out:
             out["dtype"] = _TORCH_DTYPE_NAMES.get(out["dtype"], out["dtype"])
         return out
 
     def get_usage(self) -> Dict[str, Any]:
+        """The original's keys (ram_usage_bytes ... stored_keys_count) and the store's own: models'
+        RAM (host_ram_bytes, part of ram_bytes and under the budget), their accelerator memory
+        (host_device_bytes), weights out of RAM (host_spilled_bytes), model_spills / model_drops /
+        model_restores, and the measured model_write_bytes_per_second."""
         u = self._store().usage()
         return {
             "ram_usage_bytes": u["ram_bytes"],

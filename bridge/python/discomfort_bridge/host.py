@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -85,6 +86,8 @@ class ComfyHost:
         self._executors = {}
         self._steady = {}  # slot -> steady_state.SlotState
         self._registry_generation = 0  # bumped whenever nodes are registered: validations go stale
+        # Held while a prompt executes: a model leaving RAM (model_memory.py) waits for it.
+        self.execution_lock = threading.RLock()
 
     # ------------------------------------------------------------------ start-up
     def start(self, comfy_path, output_dir, temp_dir, input_dir, user_dir, force_cpu=None,
@@ -258,6 +261,29 @@ class ComfyHost:
         self._executors.pop(slot, None)
         self._steady.pop(slot, None)
 
+    def forget_context_value(self, unique_id):
+        """Drops, in every slot, the cached output of the context loaders of `unique_id` and of
+        everything downstream (what a new version of the value re-runs anyway), so those caches
+        stop holding the old value."""
+        loader = discomfort_nodes.DiscomfortContextLoader.__name__
+
+        def reads(prompt):
+            return [node_id for node_id, node in (prompt or {}).items()
+                    if isinstance(node, dict) and node.get("class_type") == loader
+                    and node.get("inputs", {}).get("unique_id") == unique_id]
+
+        for slot in list(self._executors):
+            state = self._steady.get(slot)
+            plan = state.plan if state is not None else None
+            if plan is not None:
+                for node_id in reads(plan.prompt):
+                    for stale in plan.downstream.get(node_id, (node_id,)):
+                        plan.store.pop(stale, None)
+                continue
+            dynprompt = getattr(self._executors[slot].caches.outputs, "dynprompt", None)
+            if reads(getattr(dynprompt, "original_prompt", None)):
+                self.reset_executor(slot)
+
     def validate(self, prompt):
         import execution
         prompt_id = str(uuid.uuid4())
@@ -281,6 +307,10 @@ class ComfyHost:
         (steady_state.py), falling back to ComfyUI's full round where that cannot be exact.
         exact=True, or DISCOMFORT_EXACT_EXECUTOR=1: ComfyUI's full round (validate_prompt, then
         PromptExecutor.execute) every time."""
+        with self.execution_lock:
+            return self._execute(slot, prompt, inputs, versions, on_event, exact)
+
+    def _execute(self, slot, prompt, inputs, versions, on_event, exact):
         values = discomfort_nodes.VALUES
         values.inputs = dict(inputs)
         values.versions = dict(versions)
