@@ -20,6 +20,28 @@ CLI = os.path.join(BUILD, "cli", "discomfort")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 PYPKG = os.path.join(BUILD, "python")
 FEEDBACK = os.path.join(REPO, "examples", "feedback_loop", "feedback.json")
+# BENCH_DEVICE=cuda runs ComfyUI on the GPU in every contender (benchmarks/gpu/device_check.sh);
+# BENCH_GPU_ONLY=1 adds ComfyUI's --gpu-only, so images stay on the device between nodes.
+DEVICE = os.environ.get("BENCH_DEVICE", "cpu")
+ON_CPU = DEVICE == "cpu"
+GPU_ONLY = not ON_CPU and os.environ.get("BENCH_GPU_ONLY", "0") not in ("", "0")
+# Loaded as extra nodes by the embedded contenders: sets --gpu-only where no flag reaches ComfyUI.
+GPU_ONLY_NODES = os.path.join(BENCH, "gpu", "gpu_only_nodes.py")
+
+
+def extra_nodes() -> list:
+    """Node files the Discomfort Python package loads (extra_nodes=) for the device mode."""
+    return [GPU_ONLY_NODES] if GPU_ONLY else []
+
+
+def cli_device_args() -> list:
+    """The Discomfort CLI's flags for the device mode."""
+    return ["--cpu"] if ON_CPU else [arg for path in extra_nodes() for arg in ("--nodes", path)]
+
+
+def server_device_args() -> list:
+    """ComfyUI main.py's flags for the device mode (the nested server)."""
+    return ["--cpu"] if ON_CPU else (["--gpu-only"] if GPU_ONLY else [])
 
 
 def comfyui_path() -> str:
@@ -127,15 +149,16 @@ def now() -> float:
 
 
 def import_comfyui(work: str):
-    """ComfyUI imported as a library, prepared as its main.py would (CPU, no metadata, extra model
-    paths), its output/temp/input/user folders under `work`, the built-in extra nodes loaded (no
-    custom or API nodes). Returns the `nodes` and `execution` modules."""
+    """ComfyUI imported as a library, prepared as its main.py would (CPU unless BENCH_DEVICE says
+    otherwise, no metadata, extra model paths), its output/temp/input/user folders under `work`, the
+    built-in extra nodes loaded (no custom or API nodes). Returns the `nodes` and `execution` modules."""
     import asyncio
     import sys
     sys.path.insert(0, comfyui_path())
     import comfy.options  # noqa: F401  (argument parsing stays off)
     from comfy.cli_args import args
-    args.cpu = True
+    args.cpu = ON_CPU
+    args.gpu_only = GPU_ONLY
     args.disable_metadata = True
     import utils.extra_config  # noqa: F401  (before nodes, as main.py does)
     import folder_paths

@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import workflows as W  # noqa: E402
-from common import import_comfyui, run_prompt  # noqa: E402
+from common import ON_CPU, extra_nodes, import_comfyui, run_prompt  # noqa: E402
 
 NODES = os.path.join(HERE, "bench_nodes.py")
 
@@ -34,7 +34,7 @@ def peak_rss():
 
 async def discomfort_python(a):
     from discomfort import Discomfort
-    d = await Discomfort.create(work_dir=a.work, cpu=True, extra_nodes=[NODES])
+    d = await Discomfort.create(work_dir=a.work, cpu=ON_CPU, extra_nodes=[NODES, *extra_nodes()])
     t_ready = time.time()
     files = W.write_all(os.path.join(a.work, "workflows"))
     with d.Context() as ctx:
@@ -46,7 +46,7 @@ async def discomfort_python(a):
         times = [r["seconds"] for r in res["reports"]]
         final = ctx.load("image")
         import numpy as np
-        np.save(a.final, final.float().numpy())
+        np.save(a.final, final.float().cpu().numpy())
     await d.shutdown()
     return t_ready, times
 
@@ -84,7 +84,7 @@ def plain_python(a):
             execute(W.with_nodes(W.handoff_sampler(), load, save, {"iteration": i}), f"{i}b")
         times.append(time.perf_counter() - t0)
     import numpy as np
-    np.save(a.final, bench_nodes.STATE["image"].float().numpy())
+    np.save(a.final, bench_nodes.STATE["image"].float().cpu().numpy())
     return t_ready, times
 
 

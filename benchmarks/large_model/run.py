@@ -34,7 +34,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(BENCH, "overhead"))
 sys.path.insert(0, os.path.join(BENCH, "models"))
 
-from common import CLI, PYPKG, PYTHON, SINGLE_THREAD_ENV, read_png_u8, summarize, to_png_bytes  # noqa: E402
+from common import (CLI, PYPKG, PYTHON, SINGLE_THREAD_ENV, cli_device_args, read_png_u8, summarize,  # noqa: E402
+                    to_png_bytes)
 import workflows as W  # noqa: E402
 
 CONTENDERS = {
@@ -106,7 +107,7 @@ def run_cli(work, scenario, n, files, env):
     events, out = os.path.join(work, "events.jsonl"), os.path.join(work, "out")
     cmd = [CLI, "run"]
     cmd += ["--plan", files["plan.json"]] if scenario == "loop" else [files["load.json"], files["handoff.json"]]
-    cmd += ["--iterations", str(n), "--out", out, "--events", events, "--cpu", "--work-dir",
+    cmd += ["--iterations", str(n), "--out", out, "--events", events, *cli_device_args(), "--work-dir",
             os.path.join(work, "comfy"), "--nodes", os.path.join(HERE, "bench_nodes.py")]
     launch = time.time()
     peak = run_measured(cmd, work, env, "discomfort CLI")
@@ -202,7 +203,7 @@ def run_nested(work, scenario, n):
         server_log.close()
         peak = rss.stop()
     final = os.path.join(work, "final.npy")
-    np.save(final, image.float().numpy())
+    np.save(final, image.float().cpu().numpy())
     return {"startup_s": startup, "first_iteration_done_s": first_done, "iteration_s": times,
             "peak_rss_bytes": peak, "final_npy": final}
 

@@ -15,7 +15,7 @@ T_LAUNCH = time.time()
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from common import load_rgb_float  # noqa: E402
+from common import DEVICE, ON_CPU, extra_nodes, load_rgb_float  # noqa: E402
 from workflow import PORT, WORKFLOW  # noqa: E402
 
 
@@ -31,10 +31,10 @@ async def main():
 
     import torch
     from discomfort import Discomfort
-    d = await Discomfort.create(work_dir=a.work, cpu=True)
+    d = await Discomfort.create(work_dir=a.work, cpu=ON_CPU, extra_nodes=extra_nodes())
     t_ready = time.time()
     with d.Context() as ctx:
-        ctx.save(PORT, torch.from_numpy(load_rgb_float(a.seed)))
+        ctx.save(PORT, torch.from_numpy(load_rgb_float(a.seed)).to(DEVICE))
         if a.warmup:
             await d.run_detailed([WORKFLOW], context=ctx, iterations=a.warmup)
         cpu0 = time.process_time()
@@ -45,7 +45,7 @@ async def main():
         times = [r["seconds"] for r in res["reports"]]
         assert len(times) == a.iterations, len(times)
         import numpy as np
-        np.save(a.final, ctx.load(PORT).numpy())
+        np.save(a.final, ctx.load(PORT).cpu().numpy())
     await d.shutdown()
     with open(a.result, "w") as f:
         json.dump({"launch": T_LAUNCH, "ready": t_ready, "startup_s": t_ready - T_LAUNCH, "warmup": a.warmup,

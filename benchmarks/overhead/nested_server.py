@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import torch  # noqa: E402
 import websocket  # noqa: E402  (websocket-client, as the original used)
 
-from common import SINGLE_THREAD_ENV, comfyui_path, load_rgb_float, proc_cpu_seconds  # noqa: E402
+from common import SINGLE_THREAD_ENV, comfyui_path, load_rgb_float, proc_cpu_seconds, server_device_args  # noqa: E402
 from server_nodes import decode, encode  # noqa: E402
 from workflow import with_loader_saver  # noqa: E402
 
@@ -58,7 +58,7 @@ def start_server(work):
         os.symlink(os.path.join(HERE, "server_nodes.py"), link)
     port = free_port()
     log = open(os.path.join(work, "server.log"), "w")
-    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "main.py", *server_device_args(), "--listen", "127.0.0.1", "--port", str(port),
            "--base-directory", base, "--output-directory", os.path.join(base, "output"),
            "--temp-directory", os.path.join(base, "temp"), "--input-directory", os.path.join(base, "input"),
            "--front-end-root", os.path.join(base, "web"), "--disable-api-nodes"]
@@ -150,7 +150,7 @@ def main():
             times, final, cpu = loop(url, seed, a.iterations, a.warmup, proc.pid)  # each repeat starts from the seed
             runs.append({"warmup_s": times[:a.warmup], "iteration_s": times[a.warmup:], "cpu_per_iteration_s": cpu})
         import numpy as np
-        np.save(a.final, final.numpy())
+        np.save(a.final, final.cpu().numpy())
     finally:
         proc.terminate()
         try:

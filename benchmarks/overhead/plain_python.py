@@ -16,7 +16,7 @@ T_LAUNCH = time.time()
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from common import import_comfyui, load_rgb_float, run_prompt  # noqa: E402
+from common import DEVICE, import_comfyui, load_rgb_float, run_prompt  # noqa: E402
 from workflow import PORT, with_loader_saver  # noqa: E402
 
 STATE = {}      # the loop-carried values
@@ -88,7 +88,7 @@ def main():
     template = with_loader_saver("BenchDictLoad", {"key": PORT}, "BenchDictSave", {"key": PORT})
     t_ready = time.time()
 
-    STATE[PORT] = torch.from_numpy(load_rgb_float(a.seed))
+    STATE[PORT] = torch.from_numpy(load_rgb_float(a.seed)).to(DEVICE)
     times = []
     for i in range(a.warmup + a.iterations):
         if i == a.warmup:
@@ -101,7 +101,7 @@ def main():
 
     # The compute floor: the same five nodes' functions called directly, no executor, no handoff.
     order = [k for k in sorted(template, key=int) if template[k]["class_type"] not in ("BenchDictLoad", "BenchDictSave")]
-    frame = torch.from_numpy(load_rgb_float(a.seed))
+    frame = torch.from_numpy(load_rgb_float(a.seed)).to(DEVICE)
     bare = []
     with torch.inference_mode():
         for i in range(a.warmup + a.iterations):
@@ -120,7 +120,7 @@ def main():
     bare_equal = bool(torch.equal(frame, final))
 
     import numpy as np
-    np.save(a.final, final.numpy())
+    np.save(a.final, final.cpu().numpy())
     with open(a.result, "w") as f:
         json.dump({"launch": T_LAUNCH, "ready": t_ready, "startup_s": t_ready - T_LAUNCH, "warmup": a.warmup,
                    "iteration_s": times[a.warmup:], "warmup_s": times[:a.warmup], "cpu_per_iteration_s": cpu,

@@ -16,8 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from common import (CLI, PYPKG, PYTHON, REPO, SINGLE_THREAD_ENV, load_rgb_float, read_png_u8,  # noqa: E402
-                    summarize, to_png_bytes)
+from common import (CLI, PYPKG, PYTHON, REPO, SINGLE_THREAD_ENV, cli_device_args, load_rgb_float,  # noqa: E402
+                    read_png_u8, summarize, to_png_bytes)
 from workflow import PORT, WORKFLOW  # noqa: E402
 
 CONTENDERS = {
@@ -49,7 +49,8 @@ def cli_process(work, seed, iterations, env):
     t0 = time.perf_counter()
     c0 = children_cpu()
     subprocess.run([CLI, "run", WORKFLOW, "--iterations", str(iterations), "--set", f"{PORT}=@{seed}", "--out", out,
-                    "--save-every", "0", "--events", events, "--cpu", "--work-dir", os.path.join(work, "comfy")], env=env,
+                    "--save-every", "0", "--events", events, *cli_device_args(), "--work-dir", os.path.join(work, "comfy")],
+                   env=env,
                    check=True, timeout=SUBPROCESS_TIMEOUT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return launch, time.perf_counter() - t0, children_cpu() - c0, events, out
 
@@ -110,7 +111,8 @@ def run_profiles(work, seed, n, warmup, env, pyenv):
     return out
 
 
-def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=True)):
+def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=True), profile=True):
+    """profile=False leaves out the instrumented breakdown runs (the GPU check's short budget)."""
     import numpy as np
     import torch
     import nested_server
@@ -139,7 +141,7 @@ def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=
             raw["plain_python"].append(run_script("plain_python.py", os.path.join(d, "plain"), seed, n, warmup, env))
             times, final, cpu = nested_server.loop(url, seed_tensor, n, warmup, proc.pid)
             npy = os.path.join(d, "nested_final.npy")
-            np.save(npy, final.numpy())
+            np.save(npy, final.cpu().numpy())
             raw["nested_server"].append({"startup_s": server_startup, "warmup_s": times[:warmup],
                                          "iteration_s": times[warmup:], "final_npy": npy,
                                          "cpu_per_iteration_s": cpu})
@@ -191,8 +193,9 @@ def run(work, n, warmup, repeats, log=lambda m: print(m, file=sys.stderr, flush=
         "cpu_per_iteration_s": summarize([x["cpu_per_iteration_s"] for x in exact_raw])["median"],
         "output_check": {"compared": "final float32 tensor, exact", "max_abs_diff": max(exact_diffs),
                          "equal": max(exact_diffs) == 0.0}}
-    log("overhead: profiling (instrumented runs)")
-    results["profile"] = run_profiles(os.path.join(work, "profile"), seed, n, warmup, env, pyenv)
+    if profile:
+        log("overhead: profiling (instrumented runs)")
+        results["profile"] = run_profiles(os.path.join(work, "profile"), seed, n, warmup, env, pyenv)
     return results
 
 
