@@ -28,7 +28,8 @@ workflows          workflow paths (UI or API format; read here, converted on the
 workers_per_node   actors per node (default 1): one GPU each where the node has GPUs, else a CPU
 setup              a workflow path (or document) run once per actor before its first point;
                    its OUTPUT ports seed every point's context (by reference)
-iterations         iterations per point (default 1); until: a stop condition per point, or None
+iterations         iterations per point (default 1); every point runs them all (the engine's
+                   sweep has no per-point stop condition: "until" is refused)
 set_values         ["uid=VALUE", ...] as the CLI's --set (JSON, @image.png, @file.json, text)
 inputs             {uid: value} put into every point's context (the Python API's inputs; values
                    must pickle: JSON values, tensors)
@@ -240,6 +241,9 @@ def _worker_spec(config: Dict[str, Any], options: _Options) -> Dict[str, Any]:
     if not isinstance(workflows, list) or not workflows:
         raise SweepError("config 'workflows' must be a non-empty list of workflow paths")
     iterations = _positive_int(config, "iterations", 1, minimum=1)
+    if config.get("until"):
+        raise SweepError("a sweep on Ray runs every point for its iterations: the engine's sweep has no 'until' "
+                         "(a per-point stop condition) yet")
     set_values = list(config.get("set_values") or [])
     for text in set_values:
         if not isinstance(text, str) or "=" not in text or text.startswith("="):
@@ -256,7 +260,6 @@ def _worker_spec(config: Dict[str, Any], options: _Options) -> Dict[str, Any]:
         "workflows": [_load_workflow(w, i) for i, w in enumerate(workflows)],
         "setup": _load_workflow(setup, 0) if setup else None,
         "iterations": iterations,
-        "until": config.get("until") or None,
         "set_values": set_values,
         "inputs": dict(config.get("inputs") or {}),
         "files": files,

@@ -139,8 +139,6 @@ class SweepWorker:
                        output_dir=output_dir, pipeline=False, cancel=token,
                        iteration_timeout=spec.get("iteration_timeout"),
                        interrupt_grace=spec.get("interrupt_grace"))
-        if spec.get("until"):
-            options["until"] = spec["until"]
         started = time.monotonic()
         try:
             result = self._on_engine_thread(_sweep_one, self._engine, self._context._store(),
@@ -216,33 +214,7 @@ def _cancelled_line(point: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _sweep_one(engine, store, workflows: List[Tuple[str, Any]], point: Dict[str, Any], options: Dict[str, Any]):
-    from discomfort._native import core
-    if hasattr(core, "make_sweep_points"):
-        return engine.sweep(store, workflows, points=[point], **options)
-    # STAND-IN until the core's sweep takes points: a one-point sweep in a folder of its own, moved
-    # to point_<index>.
-    options = dict(options)
-    options.pop("until", None)
-    final_dir = options.get("output_dir")
-    scratch = tempfile.mkdtemp(prefix="standin-") if final_dir else None
-    options["output_dir"] = scratch
-    if point.get("image"):
-        result = engine.sweep(store, workflows, images=[point["image"]], **options)
-    else:
-        result = engine.sweep(store, workflows, grid=[(k, [v]) for k, v in point["params"].items()], **options)
-    for p in result["points"]:
-        p["index"] = point["index"]
-        if scratch:
-            target = os.path.join(final_dir, "point_%05d" % point["index"])
-            source = os.path.join(scratch, "point_00000")
-            if os.path.isdir(source):
-                os.makedirs(target, exist_ok=True)
-                for name in os.listdir(source):
-                    os.replace(os.path.join(source, name), os.path.join(target, name))
-            p["files"] = [os.path.join(target, os.path.basename(f)) for f in p["files"]]
-    if scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return result
+    return engine.sweep(store, workflows, points=[point], **options)
 
 
 def _parse_set_value(text: str, materialize) -> Tuple[str, Any]:

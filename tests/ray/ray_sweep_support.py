@@ -22,11 +22,4 @@ def package_dir() -> str:
 def sweep_points(grid=None, images=None):
     """The points the engine makes for a grid [(key, [values])] or a list of images."""
     from discomfort._native import core
-    if hasattr(core, "make_sweep_points"):
-        return core.make_sweep_points(grid=grid or [], images=images or [], shard=None)
-    import itertools  # STAND-IN until the core has make_sweep_points
-    if images:
-        return [{"index": i, "params": {}, "image": p} for i, p in enumerate(images)]
-    keys = [k for k, _ in grid]
-    return [{"index": i, "params": dict(zip(keys, combo)), "image": None}
-            for i, combo in enumerate(itertools.product(*[v for _, v in grid]))]
+    return core.make_sweep_points(grid=grid or [], images=images or [], shard=None)
