@@ -14,10 +14,11 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import uuid
 
 import pytest
 
-from conftest import ORIGINAL_TESTDATA
+from conftest import ORIGINAL_TESTDATA, counter_workflow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DISCOMFORT_NODES = {
@@ -227,7 +228,8 @@ def test_a_workflow_saved_by_the_original_discomfort_loads(page):
     # Widget values land in the original's order: workflow_json, max_iterations, unique_id_input1..5, _output1..5.
     assert sorted(r["widgets"][0].rsplit("/", 1)[-1] for r in runners) == ["test_sdxl_ksampler.json", "test_sdxl_model.json"]
     sampler = next(r for r in runners if r["widgets"][0].endswith("test_sdxl_ksampler.json"))
-    assert sampler["widgets"][1:] == [1, "model", "clip", "vae", "", "", "image", "", "", "", ""]
+    # After them, the saved-workflow chooser added since, at its default.
+    assert sampler["widgets"][1:] == [1, "model", "clip", "vae", "", "", "image", "", "", "", "", "(none)"]
 
 
 def test_a_workflow_built_in_code_opens_in_the_web_ui(page):
@@ -258,3 +260,81 @@ def test_a_workflow_built_in_code_opens_in_the_web_ui(page):
     for node_id, node in expected.items():
         assert prompt[node_id]["class_type"] == node["class_type"]
         assert prompt[node_id]["inputs"] == node["inputs"], node_id
+
+
+def _widget(page, node_expression, name):
+    """A widget of a node of the graph: its value and, for a COMBO, its values."""
+    return page.js("""(() => {
+        const w = (%s).widgets.find(w => w.name === %s);
+        const values = w.options && w.options.values;
+        return {value: w.value, values: typeof values === 'function' ? values() : values || null};
+    })()""" % (node_expression, json.dumps(name)))
+
+
+def _run_in_the_ui(page, timeout=120):
+    """The graph as the UI queues it (graphToPrompt, POST /prompt): its /history entry."""
+    prompt_id = page.js("app.graphToPrompt().then(p => fetch('/api/prompt', {method: 'POST', "
+                        "headers: {'Content-Type': 'application/json'}, body: JSON.stringify({prompt: p.output, "
+                        "client_id: window.comfyAPI?.api?.api?.clientId})})).then(r => r.json()).then(r => r.prompt_id)")
+    assert prompt_id, "the prompt was not queued"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = page.js("fetch('/api/history/%s').then(r => r.json())" % prompt_id)
+        entry = history.get(prompt_id)
+        if entry and entry["status"].get("completed") is not None:
+            return entry
+        time.sleep(0.2)
+    raise TimeoutError(f"prompt {prompt_id} did not finish")
+
+
+def test_the_loop_node_offers_the_workflows_saved_in_the_ui_and_runs_the_chosen_one(page):
+    name = f"counter-{uuid.uuid4().hex[:8]}.json"
+    page.js("app.graph.clear(); window.loopNode = LiteGraph.createNode('DiscomfortLoopExecutor'); "
+            "loopNode.pos = [150, 150]; app.graph.add(loopNode); true")
+    names = page.js("loopNode.widgets.map(w => w.name)")
+    assert names == ["workflow_paths", "iterations", "initial_inputs", "until", "return_port", "input_port", "workflow",
+                     "preview_port"]
+    assert page.js("loopNode.outputs.map(o => [o.name, o.type])") == [["result", "*"], ["outputs", "STRING"],
+                                                                       ["contact_sheet", "IMAGE"]]
+    chooser = _widget(page, "loopNode", "workflow")
+    assert chooser["value"] == "(none)" and chooser["values"][0] == "(none)" and name not in chooser["values"]
+    # Saved as the UI saves a workflow (its user-data API); the UI's refresh (R) lists it.
+    status = page.js("fetch('/api/userdata/' + encodeURIComponent('workflows/%s') + '?overwrite=true', "
+                     "{method: 'POST', body: %s}).then(r => r.status)" % (name, json.dumps(json.dumps(counter_workflow(3)))))
+    assert status == 200
+    page.js("app.refreshComboInNodes()")
+    assert name in _widget(page, "loopNode", "workflow")["values"]
+    page.js("""(() => {
+        const set = (n, v) => { loopNode.widgets.find(w => w.name === n).value = v; };
+        set('workflow', %s); set('iterations', 4); set('initial_inputs', 'counter: 5'); set('return_port', 'counter');
+        return true;
+    })()""" % json.dumps(name))
+    entry = _run_in_the_ui(page)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    (node_id,) = entry["outputs"]
+    assert json.loads(entry["outputs"][node_id]["text"][0]) == {"counter": 17}
+
+
+def test_a_loop_node_saved_with_the_earlier_widgets_loads_and_runs(page):
+    name = f"counter-{uuid.uuid4().hex[:8]}.json"
+    status = page.js("fetch('/api/userdata/' + encodeURIComponent('workflows/%s') + '?overwrite=true', "
+                     "{method: 'POST', body: %s}).then(r => r.status)" % (name, json.dumps(json.dumps(counter_workflow(3)))))
+    assert status == 200
+    # A graph saved before the chooser: six widget values (workflow_paths ... input_port).
+    saved = page.js("""(() => {
+        app.graph.clear();
+        const node = LiteGraph.createNode('DiscomfortLoopExecutor');
+        node.pos = [150, 150];
+        app.graph.add(node);
+        const graph = app.graph.serialize();
+        graph.nodes[0].widgets_values = [%s, 2, 'counter: 1', '', 'counter', ''];
+        return graph;
+    })()""" % json.dumps(name))
+    page.js("app.loadGraphData(%s, true, false)" % json.dumps(saved))
+    page.wait_for("app.graph._nodes.length === 1")
+    (loop,) = [b for b in _node_boxes(page) if b["type"] == "DiscomfortLoopExecutor"]
+    assert loop["widgets"] == [name, 2, "counter: 1", "", "counter", "", "(none)", ""]
+    entry = _run_in_the_ui(page)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    (node_id,) = entry["outputs"]
+    assert json.loads(entry["outputs"][node_id]["text"][0]) == {"counter": 7}
