@@ -5,6 +5,7 @@
     BENCH_ONLY=overhead,sweep scripts/bench   # a subset (the others are kept from the last results.json)
     BENCH_ONLY=large_model scripts/bench      # the large-model scenario alone (5 iterations; quick: 3)
     BENCH_ONLY=ray scripts/bench              # sweeps on a Ray cluster of this machine (benchmarks/ray/run.py)
+    BENCH_ONLY=trace scripts/bench            # what --trace costs per iteration (benchmarks/trace_cost)
     BENCH_WORK=DIR scripts/bench              # keep the work folder (logs, outputs, events) in DIR
     BENCH_BUILD_DIR=build/x scripts/bench     # use another build's CLI and Python package (default build/release)
 """
@@ -32,7 +33,7 @@ def log(msg):
 
 def main():
     q = quick()
-    everything = {"overhead", "handoff", "sweep", "large_model", "ray"}
+    everything = {"overhead", "handoff", "sweep", "large_model", "ray", "trace"}
     only = [s for s in os.environ.get("BENCH_ONLY", ",".join(sorted(everything))).split(",") if s]
     work = os.environ.get("BENCH_WORK") or tempfile.mkdtemp(prefix="discomfort-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp"))
     os.makedirs(work, exist_ok=True)
@@ -90,6 +91,14 @@ def main():
                        check=True, timeout=3600, env=dict(os.environ, PYTHONPATH=PYPKG))
         with open(out) as f:
             res["scenarios"]["ray"] = json.load(f)
+        save()
+
+    if "trace" in only:
+        sys.path.insert(0, os.path.join(HERE, "trace_cost"))
+        import trace_cost.run as trace_run  # noqa: E402
+        n, repeats = (30, 2) if q else (200, 3)
+        log(f"trace: the overhead workload by the CLI with and without --trace, {n} iterations, {repeats} repeats")
+        res["scenarios"]["trace"] = trace_run.run(os.path.join(work, "trace"), n, 5, repeats)
         save()
 
     res["machine"]["loadavg_at_end"] = list(os.getloadavg())

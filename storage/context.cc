@@ -234,8 +234,8 @@ Result<ValueInfo> Context::Info(const std::string& key) const {
 }
 
 Usage Context::GetUsage() const {
-  MutexLock lock(state_->mu);
   const ContextState& state = *state_;
+  MutexLock lock(state.mu);
   Usage usage;
   usage.ram_bytes = state.ram_bytes;
   usage.ram_budget_bytes = state.ram_budget.value_or(0);
@@ -342,8 +342,8 @@ Status Context::EnforceBudget() { return state_->Enforce(nullptr); }
 const std::string& Context::temp_dir() const { return state_->temp_dir; }
 
 Status Context::CheckConsistency() const {
-  MutexLock lock(state_->mu);
   const ContextState& state = *state_;
+  MutexLock lock(state.mu);
   std::unordered_map<const void*, uint64_t> storages;
   std::map<detail::HostPartKey, uint64_t> parts;
   uint64_t ram = 0, device = 0, disk = 0, host = 0;

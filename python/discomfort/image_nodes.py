@@ -6,9 +6,11 @@ loads this file by path, so these nodes register whether or not the compiled cor
 therefore not import the rest of the `discomfort` package.
 
 Paths (DiscomfortFolderImageLoader): a relative folder resolves under ComfyUI's input folder and may
-not leave it (`..` or a symlink pointing outside is refused); an absolute folder is refused unless the
-node's `allow_absolute_path` is on. A workflow shared with you thus cannot read arbitrary folders of
-your machine unless you turn that option on yourself.
+not leave it (`..` or a symlink pointing outside is refused). An absolute folder needs the node's
+`allow_absolute_path` on AND must lie inside the input folder or a folder the operator of the machine
+allowed (`DISCOMFORT_ALLOW_PATHS`, `<user dir>/discomfort/paths.json`, as for the loop executor): the
+widget is saved in the workflow, so it can never open a folder alone — a workflow shared with you
+cannot read arbitrary folders of your machine.
 
 Keys (DiscomfortImageDescriber): a workflow's widget values are chosen by whoever wrote the workflow,
 so they never decide alone where a request goes or which environment variable is read. The operator
@@ -56,7 +58,8 @@ def _input_directory() -> str:
 
 def resolve_folder(folder: str, allow_absolute_path: bool = False, base: Optional[str] = None) -> str:
     """The real path of `folder`: relative paths under `base` (ComfyUI's input folder) and never
-    outside it; absolute paths only with allow_absolute_path."""
+    outside it; absolute paths only with allow_absolute_path, and then only inside that folder or a
+    folder the operator allowed."""
     folder = (folder or "").strip()
     if not folder:
         raise ValueError("folder is empty: give a folder under ComfyUI's input folder (or an absolute path "
@@ -66,8 +69,12 @@ def resolve_folder(folder: str, allow_absolute_path: bool = False, base: Optiona
                               f"outside ComfyUI's input folder, or give a path relative to it")
     policy = _allowed_paths()  # the containment rules shared with the loop executor and test runner
     root = policy.Root("ComfyUI's input folder", base if base is not None else _input_directory())
-    return policy.resolve(folder, [root], where="DiscomfortFolderImageLoader, folder_path", kind="folder",
-                          absolute_allowed=allow_absolute_path)
+    if not os.path.isabs(os.path.expanduser(folder)):
+        return policy.resolve(folder, [root], where="DiscomfortFolderImageLoader, folder_path", kind="folder")
+    import folder_paths
+    roots = [root] + policy.operator_roots(folder_paths.get_user_directory())
+    return policy.resolve(folder, roots, where="DiscomfortFolderImageLoader, folder_path", kind="folder",
+                          hint=policy.how_to_allow())
 
 
 def _allowed_paths():

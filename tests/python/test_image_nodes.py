@@ -64,7 +64,7 @@ def test_folder_loads_one_batch_sorted_by_name_resized_to_the_first(input_folder
     assert loader.IS_CHANGED(name) != before
 
 
-def test_folder_paths_may_not_escape_the_input_folder(input_folder, tmp_path):
+def test_folder_paths_may_not_escape_the_input_folder(input_folder, tmp_path, monkeypatch):
     name, path = input_folder
     loader = image_nodes.DiscomfortFolderImageLoader()
     outside = tmp_path / "outside"
@@ -77,8 +77,15 @@ def test_folder_paths_may_not_escape_the_input_folder(input_folder, tmp_path):
         loader.load(os.path.join(name, "link"))
     with pytest.raises(PermissionError, match="allow_absolute_path"):
         loader.load(str(outside))
+    # The widget is part of the workflow: alone it opens nothing outside the allowed folders.
+    with pytest.raises(PermissionError, match="DISCOMFORT_ALLOW_PATHS"):
+        loader.load(str(outside), allow_absolute_path=True)
+    monkeypatch.setenv("DISCOMFORT_ALLOW_PATHS", str(outside))
     images, count, _ = loader.load(str(outside), allow_absolute_path=True)
     assert count == 1 and images.shape == (1, 4, 4, 3)
+    _write(os.path.join(path, "inside.png"), (4, 4), (5, 6, 7))
+    images, count, _ = loader.load(path, allow_absolute_path=True)  # the input folder, written absolute
+    assert count == 1
     with pytest.raises(ValueError, match="file names only"):
         loader.load(name, pattern="../*.png")
 
