@@ -289,10 +289,11 @@ def run_loop_watching(paths: List[str], iterations: int, initial_inputs: str, un
     # The node runs on the host's executor thread, inside its asyncio loop: the engine works on its
     # own thread (ComfyUI's executor calls asyncio.run), and this thread relays progress and interrupts.
     engine = _engine.on_engine_thread(_engine.get_engine, comfyui_path=_comfyui_root(), verbose=True).result()
-    image_port = None
+    image_port, ports = None, {}
     if preview_port is not None:
         definitions = _engine.on_engine_thread(engine.definitions).result()
-        image_port = _watched_port(loop_images.output_ports(loaded, definitions), preview_port.strip(), node)
+        ports = loop_images.output_ports(loaded, definitions)
+        image_port = _watched_port(ports, preview_port.strip(), node)
     images = loop_images.IterationImages(iterations) if image_port else None
     preview_side = loop_images.preview_size()
     from discomfort_bridge import sandbox  # importable once the engine has started
@@ -317,9 +318,14 @@ def run_loop_watching(paths: List[str], iterations: int, initial_inputs: str, un
         def on_iteration(report: Dict[str, Any]) -> None:
             # On the engine thread, right after the iteration's values were committed.
             if images is not None and image_port in ctx:
-                picture = loop_images.first_picture(ctx.load(image_port), f"{node}, preview_port {image_port!r}")
+                try:
+                    picture = loop_images.first_picture(ctx.load(image_port), f"{node}, preview_port: {image_port!r}")
+                except TypeError as error:  # an untyped port whose value is no image
+                    raise TypeError(f"{error}; their OUTPUT ports: {_listed(ports)}") from None
                 images.add(report["iteration"], picture)
-                report["preview"] = ("JPEG", loop_images.fitted(picture, preview_side), preview_side)
+                # Already fitted (never enlarged), so no size goes with it: given one, ComfyUI's sender
+                # would scale the picture up to fill it (ImageOps.contain).
+                report["preview"] = ("JPEG", loop_images.fitted(picture, preview_side), None)
             reports.put(report)
 
         future = _engine.on_engine_thread(engine.run, ctx._store(), loaded, iterations=iterations,
@@ -352,7 +358,7 @@ def run_loop_watching(paths: List[str], iterations: int, initial_inputs: str, un
 def _watched_port(ports: Dict[str, str], wanted: str, node: str) -> Optional[str]:
     """The IMAGE port to watch: `wanted`, which must be an IMAGE (or untyped) OUTPUT port, or else the
     first IMAGE OUTPUT port by unique_id (None when there is none)."""
-    listed = ", ".join(f"{uid} ({kind})" for uid, kind in sorted(ports.items())) or "none"
+    listed = _listed(ports)
     if not wanted:
         return next((uid for uid in sorted(ports) if ports[uid] == "IMAGE"), None)
     if wanted not in ports:
@@ -362,6 +368,10 @@ def _watched_port(ports: Dict[str, str], wanted: str, node: str) -> Optional[str
         raise TypeError(f"{node}, preview_port: {wanted!r} is an OUTPUT port of type {ports[wanted]}, not IMAGE; "
                         f"their OUTPUT ports: {listed}")
     return wanted
+
+
+def _listed(ports: Dict[str, str]) -> str:
+    return ", ".join(f"{uid} ({kind})" for uid, kind in sorted(ports.items())) or "none"
 
 
 def _describe(value: Any) -> Any:

@@ -32,14 +32,20 @@ def evenly(count: int, limit: int) -> List[int]:
 
 
 def output_ports(loaded: Sequence[Tuple[str, Dict[str, Any]]], definitions: Any) -> Dict[str, str]:
-    """{unique_id: type} of every OUTPUT (and PASSTHRU) port of these workflows."""
+    """{unique_id: type} of every OUTPUT (and PASSTHRU) port of these workflows. An OUTPUT fed by an
+    untyped ("*") node output takes the type of the INPUT port of the same unique_id, since that port
+    receives its value in the next iteration; "*" when neither says."""
     from ._native import core
     found: Dict[str, str] = {}
+    inputs: Dict[str, str] = {}
     for name, document in loaded:
         ports = core.discover_ports(document, definitions, name)
         for port in ports["outputs"] + ports["passthrus"]:
             found.setdefault(port["unique_id"], port.get("type") or "*")
-    return found
+        for port in ports["inputs"]:
+            if (port.get("type") or "*") != "*":
+                inputs.setdefault(port["unique_id"], port["type"])
+    return {uid: inputs.get(uid, "*") if kind == "*" else kind for uid, kind in found.items()}
 
 
 def first_picture(value: Any, where: str) -> "Image.Image":  # noqa: F821

@@ -12,6 +12,7 @@ import tomllib
 import uuid
 
 import pytest
+import torch
 
 import discomfort
 from conftest import REPO, counter_workflow
@@ -57,12 +58,34 @@ def test_loop_executor_node_runs_a_workflow_file(comfy_nodes, saved_workflows):
     node = comfy_nodes.NODE_CLASS_MAPPINGS["DiscomfortLoopExecutor"]()
     out = node.run(workflow_paths=name, iterations=4, initial_inputs="counter: 5\n# comment",
                    return_port="counter")
-    result, summary = out["result"]
+    result, summary, sheet = out["result"]
     assert result == 17 and json.loads(summary) == {"counter": 17} and out["ui"]["text"] == [summary]
+    assert sheet is None  # no IMAGE OUTPUT port, and nothing takes the contact sheet: no error either
     with pytest.raises(KeyError):
         node.run(workflow_paths=name, iterations=1, initial_inputs="counter: 1", return_port="nope")
     with pytest.raises(FileNotFoundError, match="DiscomfortLoopExecutor, workflow_paths: file 'no/such/file.json'"):
         node.run(workflow_paths="no/such/file.json", iterations=1, initial_inputs="")
+
+
+def test_loop_executor_node_returns_a_contact_sheet_of_the_image_port(comfy_nodes, saved_workflows):
+    """counter -> +40 gray levels -> an EmptyImage of that gray -> the IMAGE OUTPUT `frame`."""
+    workflow = {**counter_workflow(40 * 0x010101),
+                "10": {"class_type": "EmptyImage", "inputs": {"width": 160, "height": 96, "batch_size": 1,
+                                                              "color": ["2", 0]}},
+                "11": {"class_type": "DiscomfortPort", "inputs": {"unique_id": "frame", "input_data": ["10", 0]}}}
+    name = saved_workflows(workflow, "frames")
+    node = comfy_nodes.NODE_CLASS_MAPPINGS["DiscomfortLoopExecutor"]()
+    out = node.run(workflow_paths=name, iterations=3, initial_inputs="counter: 0", return_port="counter")
+    result, summary, sheet = out["result"]
+    assert result == 120 * 0x010101
+    # Three 160 x 96 cells (wider than their labels) in two columns, each over its 20-pixel label strip.
+    assert sheet.dtype == torch.float32 and list(sheet.shape) == [1, 2 * (96 + 20), 2 * 160, 3]
+    for iteration, (row, column) in enumerate([(0, 0), (0, 1), (1, 0)]):
+        cell = sheet[0, row * 116:row * 116 + 96, column * 160:(column + 1) * 160]
+        assert (cell * 255 - 40 * (iteration + 1)).abs().max() < 1, iteration
+        assert sheet[0, row * 116 + 96:row * 116 + 116, column * 160:(column + 1) * 160].max() > 0.5  # its label
+    from discomfort.loop_images import BACKGROUND
+    assert (sheet[0, 116:, 160:] * 255 - torch.tensor(BACKGROUND)).abs().max() < 1e-3  # no fourth cell
 
 
 def test_loop_executor_inside_a_discomfort_run_is_refused_clearly(d, comfy_nodes, saved_workflows):

@@ -46,7 +46,7 @@ def _choices(url, node):
     return spec[0] if isinstance(spec[0], list) else spec[1]["options"]
 
 
-def frames_workflow(sleep=0.0):
+def frames_workflow(sleep=0.0, width=FRAME_WIDTH, height=FRAME_HEIGHT):
     """counter -> +GRAY_STEP (gray) -> counter; an EmptyImage of that gray -> the IMAGE OUTPUT `frame`.
     `sleep` seconds per iteration (on the counter's path, so `frame` stays IMAGE-typed)."""
     workflow = {
@@ -54,7 +54,7 @@ def frames_workflow(sleep=0.0):
         "2": {"class_type": "DiscomfortTestAdd", "inputs": {"value": link("1"), "amount": GRAY_STEP * 0x010101}},
         "3": {"class_type": "DiscomfortTestSleep", "inputs": {"value": link("2"), "seconds": sleep}},
         "4": port("counter", link("3")),
-        "5": {"class_type": "EmptyImage", "inputs": {"width": FRAME_WIDTH, "height": FRAME_HEIGHT, "batch_size": 1,
+        "5": {"class_type": "EmptyImage", "inputs": {"width": width, "height": height, "batch_size": 1,
                                                      "color": link("2")}},
         "6": port("frame", link("5")),
     }
@@ -65,10 +65,13 @@ def _gray(iteration):
     return GRAY_STEP * (iteration + 1)
 
 
-def _loop(workflow="", paths="", iterations=1, **extra):
+def _loop(workflow=None, paths="", iterations=1, **extra):
+    """The loop node's prompt entry; without `workflow` it has no chooser value at all, as a prompt
+    written before the chooser existed (the chooser only accepts its listed values)."""
+    chosen = {} if workflow is None else {"workflow": workflow}
     return {"class_type": "DiscomfortLoopExecutor",
             "inputs": {"workflow_paths": paths, "iterations": iterations, "initial_inputs": "counter: 0",
-                       "return_port": "counter", "workflow": workflow, **extra}}
+                       "return_port": "counter", **chosen, **extra}}
 
 
 def test_the_chooser_lists_the_saved_workflows_and_a_prompt_runs_the_chosen_one(server):
@@ -182,6 +185,18 @@ def test_each_iteration_reaches_only_the_queueing_client_and_the_sheet_shows_the
     _check_sheet(_sheet(url, entry), list(range(iterations)))
 
 
+def test_a_frame_larger_than_the_preview_size_is_shown_fitted_into_it(server):
+    url, base = server
+    name = f"large-{uuid.uuid4().hex[:8]}.json"
+    _save_as_the_ui_does(url, name, frames_workflow(width=1024, height=640))
+    with websocket_clients(url, True) as (ui,):
+        prompt_id = _queue(url, {"1": _loop(name)}, ui.client_id)
+        assert _wait(url, prompt_id)["status"]["status_str"] == "success"
+        ui.wait_until_done(prompt_id)
+    # ComfyUI's --preview-size (512 by default, as this server runs), the frame's aspect kept.
+    assert [picture.size for _, picture in _preview_pictures(ui)] == [(512, 320)]
+
+
 def test_a_long_run_shows_sixteen_iterations_spread_evenly(server):
     url, base = server
     name = f"frames-{uuid.uuid4().hex[:8]}.json"
@@ -200,13 +215,21 @@ def test_a_port_that_cannot_be_shown_is_named(server):
     frames, counter = f"frames-{uuid.uuid4().hex[:8]}.json", f"counter-{uuid.uuid4().hex[:8]}.json"
     _save_as_the_ui_does(url, frames, frames_workflow())
     _save_as_the_ui_does(url, counter, counter_workflow(1))
+    # `later` is fed by an untyped node output and is no INPUT port: its type shows only when it runs.
+    untyped = f"untyped-{uuid.uuid4().hex[:8]}.json"
+    _save_as_the_ui_does(url, untyped, {**frames_workflow(), "7": port("later", link("3"))})
     for workflow, preview_port, kind, message in (
+            # counter's OUTPUT is fed by an untyped node; the INPUT port it loops back to says INT.
             (frames, "counter", "TypeError", "DiscomfortLoopExecutor, preview_port: 'counter' is an OUTPUT port of "
                                              "type INT, not IMAGE; their OUTPUT ports: counter (INT), frame (IMAGE)"),
             (frames, "nope", "ValueError", "DiscomfortLoopExecutor, preview_port: 'nope' is not an OUTPUT port of "
-                                           "these workflows; their OUTPUT ports: counter (INT), frame (IMAGE)")):
+                                           "these workflows; their OUTPUT ports: counter (INT), frame (IMAGE)"),
+            (untyped, "later", "TypeError", "DiscomfortLoopExecutor, preview_port: 'later' holds int, not an IMAGE "
+                                            "(a [batch, height, width, 1|3|4] float tensor); their OUTPUT ports: "
+                                            "counter (INT), frame (IMAGE), later (*)")):
         error = _execution_error(_wait(url, _queue(url, {"1": _loop(workflow, preview_port=preview_port)})))
-        assert (error["exception_type"], error["exception_message"]) == (kind, message)
+        # ComfyUI adds a line for its tips (empty here) after the message.
+        assert (error["node_id"], error["exception_type"], error["exception_message"]) == ("1", kind, message + "\n")
     # Without an IMAGE port the loop runs, and its sheet is nothing, unless something takes it.
     entry = _wait(url, _queue(url, {"1": _loop(counter, iterations=2)}))
     assert entry["status"]["status_str"] == "success", entry["status"]
@@ -214,4 +237,4 @@ def test_a_port_that_cannot_be_shown_is_named(server):
     error = _execution_error(_wait(url, _queue(url, prompt)))
     assert error["node_id"] == "1" and error["exception_message"] == (
         "DiscomfortLoopExecutor: contact_sheet is connected, but these workflows have no IMAGE OUTPUT port "
-        "(name one in preview_port)")
+        "(name one in preview_port)\n")
