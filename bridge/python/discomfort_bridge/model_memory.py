@@ -157,6 +157,21 @@ def tensors_to_spill(obj: Any) -> List[Tuple[str, Any]]:
         lock.release()
 
 
+def _same_kind_as(old, new):
+    """`new` as a tensor of `old`'s kind. Weights made while ComfyUI executed are inference tensors,
+    which keep no version counter; swapping a normal tensor's data into one leaves a tensor that
+    looks normal but has none, and the next in-place use fails ("Inference tensors do not track
+    version counter"). An inference tensor viewing the same (file-backed) storage keeps both kinds
+    apart without a copy."""
+    import torch
+    if not old.is_inference() or new.is_inference():
+        return new
+    with torch.inference_mode():
+        twin = torch.empty(0, dtype=new.dtype, device=new.device)
+        twin.set_(new.untyped_storage(), new.storage_offset(), new.size(), new.stride())
+    return twin
+
+
 def replace_tensors(obj: Any, replacements: Dict[str, Any]) -> None:
     """Swaps each named weight for its file-backed twin in place: the parameter (or buffer) object
     stays the same, only its data changes, so every holder of the model sees the swap."""
@@ -165,18 +180,18 @@ def replace_tensors(obj: Any, replacements: Dict[str, Any]) -> None:
     if not lock.acquire(timeout=EXECUTION_WAIT_SECONDS):
         raise TimeoutError(f"an execution held ComfyUI for {EXECUTION_WAIT_SECONDS:.0f} s")
     try:
-        # Weights made while ComfyUI executed are inference tensors; their data is swapped in the
-        # same mode.
+        # Weights made while ComfyUI executed are inference tensors (see _same_kind_as); their data
+        # is swapped in the same mode.
         with torch.inference_mode():
             for k, (module, _) in enumerate(_weights(obj)):
                 for name, t in module.named_parameters(remove_duplicate=False):
                     new = replacements.get(f"{k}/p/{name}")
                     if new is not None:
-                        t.data = new
+                        t.data = _same_kind_as(t, new)
                 for name, t in module.named_buffers(remove_duplicate=False):
                     new = replacements.get(f"{k}/b/{name}")
                     if new is not None:
-                        t.data = new
+                        t.data = _same_kind_as(t, new)
     finally:
         lock.release()
 

@@ -184,7 +184,9 @@ def test_two_models_under_a_budget_smaller_than_both_then_resumed_from_recipes(s
             assert budget["reads"].get(name, 0) == 1, f"{name} read {budget['reads'].get(name, 0)} times"
 
     # The snapshot holds every model as its recipe (nothing left out), B's with the LoRA strength frozen in.
-    with open(os.path.join(checkpoint, "context", "manifest.json")) as f:
+    with open(os.path.join(checkpoint, "run.json")) as f:
+        context_dir = json.load(f)["context"]  # the checkpoint's current context folder
+    with open(os.path.join(checkpoint, context_dir, "manifest.json")) as f:
         manifest = json.load(f)
     kinds = {e["key"]: e for e in manifest["entries"]}
     for key in ("modelA", "clipA", "vaeA", "modelB", "clipB", "vaeB"):
