@@ -18,7 +18,7 @@ from PIL import Image
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements/dev.txt)")
 
-from ray_sweep_support import DATA, SEED_IMAGE, TEST_NODES, package_dir, sweep_points
+from ray_sweep_support import DATA, REPO, SEED_IMAGE, TEST_NODES, package_dir, sweep_points
 
 BLUR = os.path.join(DATA, "blur_sweep.json")
 GRID = [("radius", list(range(1, 9))), ("alpha", [0.2, 0.6])]  # 16 points, first axis slowest
@@ -416,3 +416,33 @@ def test_python_api_cancelling_the_task_stops_every_worker(two_worker_nodes, d):
             break
         time.sleep(0.5)
     assert not alive
+
+
+def test_the_cli_sweeps_on_a_local_cluster_with_the_local_sweep_s_files(tmp_path):
+    # The README's command through the built CLI (C++ → the driver → actors): `--ray local:1
+    # --collect` writes the same files, byte for byte, as the same sweep run locally.
+    cli = os.environ.get("DISCOMFORT_CLI") or os.path.join(REPO, "build", "release", "cli", "discomfort")
+    if not os.path.exists(cli):
+        pytest.skip(f"the CLI is not built ({cli})")
+    images = tmp_path / "images"
+    images.mkdir()
+    with Image.open(SEED_IMAGE) as seed:
+        seed.convert("RGB").save(images / "a.png")
+        seed.convert("RGB").rotate(90).save(images / "b.png")
+    common = [cli, "sweep", os.path.join(REPO, "examples", "feedback_loop", "feedback.json"), "--images",
+              str(images), "--image-port", "frame", "--iterations", "2", "--cpu"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    on_ray = subprocess.run(common + ["--ray", "local:1", "--collect", "--out", str(tmp_path / "ray")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    local = subprocess.run(common + ["--out", str(tmp_path / "local")], capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr[-3000:]
+    lines = [json.loads(text) for text in on_ray.stdout.splitlines()]  # stdout: the points' lines only
+    assert sorted(line["point"] for line in lines) == [0, 1]
+    assert all(line["ok"] and line["node"] == "127.0.0.1" and line["actor"] == 0 for line in lines)
+    names = sorted(os.path.relpath(os.path.join(d, f), tmp_path / "local")
+                   for d, _, files in os.walk(tmp_path / "local") for f in files)
+    assert names == ["point_00000/frame.png", "point_00001/frame.png"]
+    for name in names:
+        with open(tmp_path / "local" / name, "rb") as a, open(tmp_path / "ray" / name, "rb") as b:
+            assert a.read() == b.read(), name
