@@ -37,7 +37,10 @@ std::string Pattern(size_t size, uint32_t seed) {
 
 // Page-aligned memory holding `bytes`: what pinned staging buffers look like to the writer.
 std::shared_ptr<char> AlignedCopy(const std::string& bytes) {
-  void* memory = std::aligned_alloc(kDirectIOAlignment, std::max(bytes.size(), kDirectIOAlignment));
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  const size_t size =
+      (bytes.size() + kDirectIOAlignment - 1) / kDirectIOAlignment * kDirectIOAlignment;
+  void* memory = std::aligned_alloc(kDirectIOAlignment, std::max(size, kDirectIOAlignment));
   std::memcpy(memory, bytes.data(), bytes.size());
   return std::shared_ptr<char>(static_cast<char*>(memory), std::free);
 }
