@@ -6,6 +6,7 @@
     BENCH_ONLY=large_model scripts/bench      # the large-model scenario alone (5 iterations; quick: 3)
     BENCH_ONLY=ray scripts/bench              # sweeps on a Ray cluster of this machine (benchmarks/ray/run.py)
     BENCH_ONLY=trace scripts/bench            # what --trace costs per iteration (benchmarks/trace_cost)
+    BENCH_ONLY=model_spill scripts/bench      # models under the RAM budget: spill/restore, peak RSS (~10 min; quick ~6)
     BENCH_WORK=DIR scripts/bench              # keep the work folder (logs, outputs, events) in DIR
     BENCH_BUILD_DIR=build/x scripts/bench     # use another build's CLI and Python package (default build/release)
 """
@@ -33,7 +34,7 @@ def log(msg):
 
 def main():
     q = quick()
-    everything = {"overhead", "handoff", "sweep", "large_model", "ray", "trace"}
+    everything = {"overhead", "handoff", "sweep", "large_model", "ray", "trace", "model_spill"}
     only = [s for s in os.environ.get("BENCH_ONLY", ",".join(sorted(everything))).split(",") if s]
     work = os.environ.get("BENCH_WORK") or tempfile.mkdtemp(prefix="discomfort-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp"))
     os.makedirs(work, exist_ok=True)
@@ -99,6 +100,15 @@ def main():
         n, repeats = (30, 2) if q else (200, 3)
         log(f"trace: the overhead workload by the CLI with and without --trace, {n} iterations, {repeats} repeats")
         res["scenarios"]["trace"] = trace_run.run(os.path.join(work, "trace"), n, 5, repeats)
+        save()
+
+    if "model_spill" in only:  # a process of its own: it imports the models-budget test's `workflows`
+        log("model_spill: an SD1.5 checkpoint's models spilled and restored; the two-model loop with and without "
+            "--max-ram-gb")
+        cmd = [PYTHON, os.path.join(HERE, "model_spill", "run.py"), "--work", os.path.join(work, "model_spill")]
+        out = subprocess.run(cmd + (["--quick"] if q else []), check=True, timeout=3600, stdout=subprocess.PIPE,
+                             env=dict(os.environ, PYTHONPATH=PYPKG)).stdout
+        res["scenarios"]["model_spill"] = json.loads(out)
         save()
 
     res["machine"]["loadavg_at_end"] = list(os.getloadavg())

@@ -3,7 +3,9 @@ figures and goal checks that readme_figures.py puts into the README."""
 
 import collections
 import json
+import re
 import os
+import statistics
 
 GIB = 1 << 30
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -597,11 +599,101 @@ def trace_section(t):
         f"| with `--trace` | {ms(m['traced'])} | {t['trace_events_per_iteration']:.0f} events, "
         f"{t['trace_bytes_per_iteration'] / 1024:.1f} KiB |",
         "",
-        f"Cost: {t['cost_per_iteration_s'] * 1e3:+.2f} ms per iteration ({(t['ratio'] - 1) * 100:+.1f} %); the repeats' own "
-        f"medians spread over {ms(min(min(v) for v in t['repeat_medians_s'].values()))}–"
-        f"{ms(max(max(v) for v in t['repeat_medians_s'].values()))} on this shared machine, so the difference is "
-        f"within the noise. Every trace written had balanced spans: {t['traces_balanced']}.\n",
+        f"Cost: {t['cost_per_iteration_s'] * 1e3:+.2f} ms per iteration ({(t['ratio'] - 1) * 100:+.1f} %). "
+        + trace_noise_verdict(t["repeat_medians_s"])
+        + f" Every trace written had balanced spans: {t['traces_balanced']}.\n",
     ]
+
+
+def trace_noise_verdict(medians):
+    """Whether one run's repeats separate the trace's cost from this shared machine's noise."""
+    plain, traced = medians["plain"], medians["traced"]
+    spread = (f"the repeats' medians: without {', '.join(ms(x) for x in plain)}; "
+              f"with {', '.join(ms(x) for x in traced)}")
+    if min(traced) > max(plain):
+        return f"Every traced repeat was slower than every untraced one ({spread}): the cost is real."
+    if max(traced) < min(plain):
+        return f"Every traced repeat was faster than every untraced one ({spread}): noise larger than the cost."
+    return f"The repeats overlap ({spread}), so this run does not separate the cost from the noise."
+
+
+def model_spill_section(ms):
+    """Models under the RAM budget (benchmarks/model_spill): one checkpoint's models spilled and restored next
+    to the disk and to ComfyUI's reload, and the two-model loop with and without a budget."""
+    sr, m = ms["spill_restore"], ms["spill_restore"]["median"]
+    L = ["## Models under the RAM budget\n",
+         f"A random-weight SD1.5 checkpoint ({ms['checkpoint']['bytes'] / 1e9:.2f} GB file, fp16) loaded by ComfyUI's "
+         f"own loader; its MODEL + CLIP + VAE hold **{m['model_bytes'] / 1e9:.2f} GB** in RAM (fp32 on the CPU). "
+         f"Medians of {sr['repeats']} round(s) in one process (`model_spill/spill_restore.py`); each disk figure is "
+         "measured in the same round on the same bytes.\n",
+         "| | time | GB/s | the disk, same bytes |",
+         "|---|---:|---:|---|",
+         f"| spill: weights written to safetensors, swapped in place for file-backed tensors | "
+         f"{fmt_s(m['spill_write_s'])} | {m['spill_write_GBps']:.2f} | `dd oflag=direct` "
+         f"{m['direct_write_same_bytes_GBps']:.2f} GB/s (spill at {100 * m['spill_vs_direct_write']:.0f} %) |",
+         f"| spill again (already on disk: nothing written, pages given back) | {fmt_s(m['spill_page_out_s'])} | — | "
+         f"spill files written once: {sr.get('written_once')} |",
+         f"| restore: page-in of every weight from a cold cache | {fmt_s(m['restore_page_in_s'])} | "
+         f"{m['restore_page_in_GBps']:.2f} | cold `read()` of the spill files {m['cold_read_same_files_GBps']:.2f} GB/s "
+         f"(page-in at {100 * m['page_in_vs_cold_read']:.0f} %) |",
+         f"| restore inside a real use: the first sampling iteration after a spill ({fmt_s(m['iteration_after_spill_s'])}), "
+         f"over the next one ({fmt_s(m['iteration_paged_in_s'])}) | {m['iteration_page_in_extra_s']:+.2f} s | — | "
+         f"same image as in RAM: {sr['equal']} |",
+         f"| ComfyUI's way: unload, `load_checkpoint` again, cold page cache | {fmt_s(m['reload_checkpoint_cold_s'])} | "
+         f"{ms['checkpoint']['bytes'] / m['reload_checkpoint_cold_s'] / 1e9:.2f} (file) | — |",
+         f"| ComfyUI's way, the file still in the page cache | {fmt_s(m['reload_checkpoint_warm_s'])} | "
+         f"{ms['checkpoint']['bytes'] / m['reload_checkpoint_warm_s'] / 1e9:.2f} (file) | — |",
+         "",
+         f"Restoring a spilled model by page-in is {m['reload_vs_restore']:.1f}× faster than ComfyUI's reload of the "
+         "checkpoint from a cold cache (the reload also converts fp16 to fp32 and builds the modules; the spill file "
+         "holds the weights as they are in RAM). A spill can beat `dd`: it keeps two 16 MiB direct writes in flight, "
+         "`dd` one. The disk is shared with other work: its cold-read figure moved between "
+         f"{min(r['cold_read_same_files_GBps'] for r in sr['rounds']):.2f} and "
+         f"{max(r['cold_read_same_files_GBps'] for r in sr['rounds']):.2f} GB/s from round to round, so the page-in's "
+         "ratio to it is noisy.\n"]
+    lp = ms["loop"]
+    L += [f"The two-model loop (`tests/python/models_budget/workflows.py`: models A and B, each MODEL + CLIP + VAE of an "
+          f"SD1.5 checkpoint, B with a LoRA, sampled in turns) by the Discomfort CLI, {lp['iterations']} iterations, without "
+          f"a budget and with `--max-ram-gb {lp['budget_gb']:g}` (less than either model), the model spill "
+          + ", ".join(f"`{k}`" for k in lp["runs"] if k != "none")
+          + " (`DISCOMFORT_MODEL_SPILL`: `write` and `drop` forced, `auto` by the cost model). What was done is read "
+          "from the run's `model_spill` events (a forced `drop` is still a write when dropping would not free the "
+          "model); peak RSS is the process's VmHWM.\n",
+          "| run | peak RSS | checkpoint reads | spills: write / page_out / drop | time in spills | restores (page-in) | "
+          "recipe rebuilds | largest model write | per iteration (median, from 3rd) | images |",
+          "|---|---:|---:|---|---:|---:|---:|---|---:|---|"]
+    for mode, r in lp["runs"].items():
+        a = r["actions"]
+        spill_s = sum(r.get(f"{k}_seconds_total", 0) for k in ("write", "page_out", "drop"))
+        rebuilds = r["recipe_runs"]
+        rebuild_txt = f"{len(rebuilds)} (median {fmt_s(r['recipe_run_s_median'])})" if rebuilds else "0"
+        lw = r.get("largest_write")
+        write_txt = (f"{lw['bytes'] / 1e9:.2f} GB at {lw['GBps']:.2f} GB/s (`dd` direct "
+                     f"{r['direct_write_same_bytes_GBps']:.2f}: {100 * r['write_vs_direct_write']:.0f} %)" if lw else "—")
+        its = r["iteration_s"][2:] or r["iteration_s"]
+        img = r.get("images_vs_no_budget")
+        img_txt = "reference" if img is None else ("equal" if img["equal"] else f"DIFFER ({img['max_abs_diff']} levels)")
+        name = "no budget" if mode == "none" else f"`--max-ram-gb {r['budget_gb']:g}`, {mode}"
+        L.append(f"| {name} | {r['peak_rss_bytes'] / GIB:.2f} GiB | {r['checkpoint_reads_total']} | "
+                 f"{a['write']} / {a['page_out']} / {a['drop']} | {fmt_s(spill_s) if spill_s else '—'} | {r['restores']} | "
+                 f"{rebuild_txt} | {write_txt} | {fmt_s(statistics.median(its))} | {img_txt} |")
+    L.append("")
+    for mode, r in lp["runs"].items():
+        if r.get("reasons"):  # the cost model's figures differ per model: "N s" stands for them
+            reasons = sorted({re.sub(r"[0-9]+\.[0-9]+ s", "N s", x) for x in r["reasons"]})
+            L.append(f"- `{mode}`: the `model_spill` events' reasons: " + "; ".join(f"*{x}*" for x in reasons) + ".")
+    rr = (lp["runs"].get("drop") or {}).get("resume_from_recipes")
+    if rr:
+        runs = rr["recipe_runs"]
+        each = ", ".join(f"{x['port']} {fmt_s(x['seconds'])}" for x in runs)
+        L.append(f"- Rebuild from recipe: `discomfort resume` of the `drop` run's snapshot (every MODEL / CLIP / VAE held as "
+                 f"its recipe) ran {len(runs)} recipes in {fmt_s(rr['recipe_run_s_total'])} "
+                 f"({each}), reading the checkpoints "
+                 f"{sum(rr['checkpoint_reads'].values())} times; peak RSS {rr['peak_rss_bytes'] / GIB:.2f} GiB.")
+    L.append("- *Checkpoint reads*: every `comfy.utils.load_torch_file` of a checkpoint file (two files: A and B). A "
+             "dropped model is rebuilt from its recipe (the pruned loader workflow) when next read: one more read each "
+             "time; a written model is read back from its own spill file by page-in, never from the checkpoint.\n")
+    return L
 
 
 def write_md(res, folder):
@@ -741,6 +833,9 @@ def write_md(res, folder):
 
     if res["scenarios"].get("trace"):
         L.extend(trace_section(res["scenarios"]["trace"]))
+
+    if res["scenarios"].get("model_spill"):
+        L.extend(model_spill_section(res["scenarios"]["model_spill"]))
 
     L.append("## Not measured (yet)\n")
     if not lm:
