@@ -32,9 +32,11 @@ std::vector<std::string> ImageWriter::Write(const std::string& uid, int iteratio
   for (int64_t b = 0; b < batch; ++b) {
     names.push_back(stem + (batch == 1 ? std::string() : "_" + std::to_string(b)) + ".png");
   }
-  // Spawn/Receive tell ThreadSanitizer what TBB's uninstrumented queue publishes: this writer's
-  // members and the captures, written before the task runs on a worker.
-  graph::internal::Spawn(tasks_, [this, image, stem, uid, iteration] {
+  // Publish/Receive tell ThreadSanitizer what TBB's uninstrumented queue publishes: this writer's
+  // members, written before the task runs on a worker. (Not graph::internal::Spawn: its
+  // std::function would be read before the task could Receive.)
+  graph::internal::Publish();
+  tasks_.run([this, image, stem, uid, iteration] {
     graph::internal::Receive();
     Status st;
     const auto start = TraceWriter::Clock::now();
