@@ -4,6 +4,7 @@ figures and goal checks that readme_figures.py puts into the README."""
 import collections
 import json
 import re
+import math
 import os
 import statistics
 
@@ -67,7 +68,25 @@ def disk_fractions(h, size):
     with the 1 GiB buffered write probe."""
     sr, disk = h["sizes"][size]["spill_reload"], h["disk"]
     return (sr.get("spill_vs_direct_write", sr["spill_GBps"] / disk["write_buffered_GBps"]),
-            sr.get("reload_vs_cold_read", sr["reload_GBps"] / disk["read_cold_GBps"]))
+            reload_by_position(sr) or sr.get("reload_vs_cold_read", sr["reload_GBps"] / disk["read_cold_GBps"]))
+
+
+def reload_by_position(sr):
+    """Reload ÷ cold read of the same file, compared at the same position in a round. Each round reads
+    the file twice (the reload and a plain cold `read()`, their order alternating), and the second
+    reader is served partly by the VM host's cache of the disk, which the guest cannot evict: second
+    readers ran 1.5-3x faster than first ones whichever they were. So the reload is compared with the
+    cold read where both read first, and where both read second (medians), and the two ratios are
+    combined by their geometric mean. None when the rounds do not hold both orders."""
+    rounds = [r for r in sr.get("rounds", []) if "reload_first" in r and "cold_read_same_file_GBps" in r]
+    ratios = []
+    for reload_read_first in (True, False):
+        reload = [r["reload_GBps"] for r in rounds if r["reload_first"] == reload_read_first]
+        cold = [r["cold_read_same_file_GBps"] for r in rounds if r["reload_first"] != reload_read_first]
+        if not reload or not cold:
+            return None
+        ratios.append(statistics.median(reload) / statistics.median(cold))
+    return math.sqrt(ratios[0] * ratios[1])
 
 
 def spill_reference(sr):
@@ -167,7 +186,7 @@ def headline(res):
             sr = v["spill_reload"]
             w, r = disk_fractions(h, k)
             rows.append((f"Spill {k}: {sr['spill_GBps']:.2f} GB/s = {100 * w:.0f} % of {spill_reference(sr)}; reload "
-                         f"(cold, every page read) {sr['reload_GBps']:.2f} GB/s = {100 * r:.0f} % of a cold `read()` of the same file — goal ≥ {100 * GOAL_DISK_FRACTION:.0f} %",
+                         f"(cold, every page read) {sr['reload_GBps']:.2f} GB/s = {100 * r:.0f} % of a cold `read()` of the same file at the same position in its round — goal ≥ {100 * GOAL_DISK_FRACTION:.0f} %",
                          met[("spill", k)] and met[("reload", k)]))
         b = h["sizes"].get("1GiB", {}).get("base64", {})
         if "round_trip_s" in b:
@@ -325,7 +344,11 @@ def misses(res):
                 out.append(
                     f"**Reload within 80 % of disk read** ({k}): {100 * rr:.0f} % of cold sequential `read()`, short by "
                     f"{80 - 100 * rr:.0f} points (paired cold `read()` of the same spill file: "
-                    f"{sr.get('cold_read_same_file_GBps', disk['read_cold_GBps']):.2f} GB/s). This VM's disk varies several-fold within minutes; "
+                    f"{sr.get('cold_read_same_file_GBps', disk['read_cold_GBps']):.2f} GB/s). This VM's disk varies several-fold within minutes"
+                    + (" (each round: " + ", ".join(f"{100 * r['reload_vs_cold_read']:.0f} %" for r in sr["rounds"]
+                                                    if "reload_vs_cold_read" in r) + ")"
+                       if any("reload_vs_cold_read" in r for r in sr.get("rounds", [])) else "")
+                    + "; "
                     f"the read-in-full mode (`DISCOMFORT_RELOAD=read`) ran at "
                     f"{v.get('spill_reload_read', {}).get('reload_GBps', float('nan')):.2f} GB/s in the same run.")
     s_ = sc.get("sweep")
@@ -806,7 +829,11 @@ def write_md(res, folder):
                  "fsynced either: a direct write returns once the device has the data)"
                  + (f"; at most {100 * max(cached):.1f} % of a spill file was in the page cache right after its spill"
                     if cached else "") + ". *Reload*: after fsync + `POSIX_FADV_DONTNEED` on the file, "
-                 "`load` maps it and a full `sum` reads every page, compared with cold disk read. Round trips checked equal.")
+                 "`load` maps it and a full `sum` reads every page, compared with a cold `read()` of the same file in the "
+                 "same round, the two in alternating order; the second reader of a file is served partly by the VM host's "
+                 "cache of the disk (1.5-3× faster whichever it is), so the headline compares the reload with the cold "
+                 "read at the same position (first with first, second with second; geometric mean of the two ratios). "
+                 "Round trips checked equal.")
         L.append("- *torch.save + base64*: encode and decode in memory only; the nested server adds JSON, HTTP and the "
                  "server's own decode on top. Run at 1 GiB only: its copies need ~3.5× the tensor in RAM; it scales linearly.\n")
 
