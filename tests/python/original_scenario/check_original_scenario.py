@@ -14,6 +14,7 @@ python.pytest's collection. Run:
 
 import asyncio
 import importlib
+import itertools
 import json
 import os
 import shutil
@@ -82,6 +83,10 @@ class Recorder:
         self.checkpoint_loads = 0
         self.loader_outputs = []  # per CheckpointLoaderSimple execution: (model, clip, vae) ids
         self.lora_outputs = []  # per LoraLoader execution: (strength_model, model id, clip id)
+        # Per LoraLoader execution, a serial number given to its MODEL the first time it is seen: ids
+        # are addresses, reused once an earlier patched model is freed, so distinctness is counted here.
+        self.lora_model_serials = []
+        self._serials = itertools.count()
         self.sampler_calls = []  # (model id, latent shape, latent abs max, denoise)
         self.sampled = []  # the sampler's output latents
         self.encode_vaes = []
@@ -123,6 +128,9 @@ class Recorder:
             def wrapper(node_self, model, clip, lora_name, strength_model, strength_clip, *a, **k):
                 out = orig(node_self, model, clip, lora_name, strength_model, strength_clip, *a, **k)
                 self.lora_outputs.append((float(strength_model), id(out[0]), id(out[1]), id(model), id(clip)))
+                if not hasattr(out[0], "_discomfort_test_serial"):
+                    out[0]._discomfort_test_serial = next(self._serials)
+                self.lora_model_serials.append(out[0]._discomfort_test_serial)
                 return out
             return wrapper
 
@@ -233,7 +241,7 @@ def test_original_advanced_example(tmp_path, monkeypatch):
         else:  # the img2img path: an encoded, non-zero latent at denoise 0.5
             assert absmax > 0.0 and denoise == 0.5, f"iteration {i}: {absmax} {denoise}"
     assert rec.lora_outputs[0][1] == ckpt_model, "strength 0 should hand the checkpoint's model through"
-    assert len({m for _, m, *_ in rec.lora_outputs[1:]}) == 9, "each new strength gives a new patched model"
+    assert len(set(rec.lora_model_serials[1:])) == 9, "each new strength gives a new patched model"
     assert set(rec.decode_vaes) == {ckpt_vae} and set(rec.encode_vaes) == {ckpt_vae}
 
     # The LoRA really patches the sampled model (kohya names matched): iterations 0 and 2 differ only in
