@@ -20,6 +20,37 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+SCRATCH_PREFIX = "discomfort-ray-"  # + the worker's pid + "-": its inputs, images and outputs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def reclaim_scratch_of_dead_workers(root: Optional[str] = None) -> int:
+    """Removes the scratch folders (in the temporary folder) of workers whose process is gone.
+    Returns how many."""
+    root = root or tempfile.gettempdir()
+    removed = 0
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(SCRATCH_PREFIX):
+            continue
+        pid = name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed += 1
+    return removed
+
 # A node that ignored the interrupt keeps running in the background and nothing else executes in
 # this process until it returns: the engine says so in the timeout's message.
 WEDGED_MARK = "left running in the background"
@@ -50,7 +81,10 @@ class SweepWorker:
         self._tokens: set = set()  # one per point in this actor (one runs, the next waits for the engine)
         self._engine = None
         self._context = None
-        self._scratch = tempfile.mkdtemp(prefix="discomfort-ray-")
+        # Ray ends a worker by killing its process, so nothing of it can clean up: its folder carries
+        # its pid, and the next worker on the machine removes the folders of workers that are gone.
+        reclaim_scratch_of_dead_workers()
+        self._scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
         try:
             self._start()
         except Exception as exc:  # reported by ready(): the driver names the worker and the cause
