@@ -101,53 +101,46 @@ Context::~Context() {
   }
 }
 
-Status Context::Put(const std::string& key, Value value) {
-  if (key.empty()) return Status(ErrorCode::kInvalidArgument, "context keys must not be empty");
-  Entry fresh = ContextState::MakeEntry(std::move(value));
+namespace {
+
+// Stores `fresh` under `key`, retiring the entry it replaces, and returns its version. The replaced
+// value is released after the lock is let go (its destructor may take the GIL).
+uint64_t InstallEntry(ContextState& state, const std::string& key, Entry fresh) {
   Entry old;
+  uint64_t version = 0;
   {
-    MutexLock lock(state_->mu);
+    MutexLock lock(state.mu);
     // Process-wide, so a version is never reused by another context: ComfyUI's cache keys a
     // loader node by it, and two contexts must not look alike to that cache.
-    fresh.version = detail::NextVersion();
-    fresh.last_use = ++state_->clock;
-    auto it = state_->entries.find(key);
-    if (it != state_->entries.end()) {
-      state_->Retire(it->second);
+    fresh.version = version = detail::NextVersion();
+    fresh.last_use = ++state.clock;
+    auto it = state.entries.find(key);
+    if (it != state.entries.end()) {
+      state.Retire(it->second);
       old = std::move(it->second);
       it->second = std::move(fresh);
-      state_->AddResident(it->second);
+      state.AddResident(it->second);
     } else {
-      auto inserted = state_->entries.emplace(key, std::move(fresh)).first;
-      state_->AddResident(inserted->second);
+      auto inserted = state.entries.emplace(key, std::move(fresh)).first;
+      state.AddResident(inserted->second);
     }
   }
-  old = Entry();  // the replaced value is released outside the lock
+  return version;
+}
+
+}  // namespace
+
+Status Context::Put(const std::string& key, Value value) {
+  if (key.empty()) return Status(ErrorCode::kInvalidArgument, "context keys must not be empty");
+  InstallEntry(*state_, key, ContextState::MakeEntry(std::move(value)));
   return state_->Enforce(nullptr);
 }
 
 Result<PinnedValue> Context::PutPinned(const std::string& key, Value value) {
   if (key.empty()) return Status(ErrorCode::kInvalidArgument, "context keys must not be empty");
   Entry fresh = ContextState::MakeEntry(value);
-  Entry old;
-  uint64_t version = 0;
-  {
-    MutexLock lock(state_->mu);
-    fresh.version = version = detail::NextVersion();
-    fresh.last_use = ++state_->clock;
-    fresh.pins = 1;
-    auto it = state_->entries.find(key);
-    if (it != state_->entries.end()) {
-      state_->Retire(it->second);
-      old = std::move(it->second);
-      it->second = std::move(fresh);
-      state_->AddResident(it->second);
-    } else {
-      auto inserted = state_->entries.emplace(key, std::move(fresh)).first;
-      state_->AddResident(inserted->second);
-    }
-  }
-  old = Entry();  // the replaced value is released outside the lock
+  fresh.pins = 1;  // pinned before the budget is enforced
+  const uint64_t version = InstallEntry(*state_, key, std::move(fresh));
   Status enforced = state_->Enforce(nullptr);
   if (!enforced.ok()) spdlog::warn("[discomfort] {}", enforced.ToString());
   return PinnedValue(state_, key, version, std::move(value));
