@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +36,7 @@ sys.path.insert(0, os.path.join(BENCH, "models"))
 from common import (CLI, PYPKG, PYTHON, SINGLE_THREAD_ENV, cli_device_args, read_png_u8, summarize,  # noqa: E402
                     to_png_bytes)
 import workflows as W  # noqa: E402
+from peak_rss import PeakRss  # noqa: E402
 
 CONTENDERS = {
     "discomfort_cli": "Discomfort CLI (C++ engine)",
@@ -56,31 +56,6 @@ TOLERANCE = 2
 
 def log(msg):
     print(f"[bench] large_model: {msg}", file=sys.stderr, flush=True)
-
-
-class PeakRss:
-    """Polls /proc/PID/status VmHWM (the kernel's own peak) until stopped; the last value read is kept."""
-
-    def __init__(self, pid):
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                with open(f"/proc/{self.pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmHWM:"):
-                            self.peak = max(self.peak, int(line.split()[1]) * 1024)
-            except (OSError, ValueError):
-                pass
-            self._stop.wait(0.2)
-
-    def stop(self):
-        self._stop.set()
-        self._t.join()
-        return self.peak
 
 
 def count_reads(path):

@@ -23,7 +23,9 @@ LABEL_COLOR = (235, 235, 235)
 
 
 def evenly(count: int, limit: int) -> List[int]:
-    """At most `limit` indices spread evenly over range(count), the first and the last included."""
+    """At most `limit` indices spread evenly over range(count), the first and the last included.
+    The report (report/images.py) spreads its thumbnails the same way with its own copy: it is loaded
+    by file path without this package, and this module may not import Pillow at module level."""
     if count <= limit:
         return list(range(count))
     if limit <= 1:

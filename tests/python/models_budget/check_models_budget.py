@@ -28,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -37,7 +36,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "benchmarks", "models"))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import make_random_models  # noqa: E402
+from peak_rss import PeakRss  # noqa: E402
 import workflows as W  # noqa: E402
 
 CLI = os.environ.get("DISCOMFORT_CLI") or os.path.join(REPO, "build", "release", "cli", "discomfort")
@@ -50,31 +51,6 @@ MARGIN_GIB = 8.0
 # PNG levels two runs' images may differ by (the same graph and seed on the same CPU give identical floats).
 TOLERANCE = 2
 TIMEOUT = 900
-
-
-class PeakRss:
-    """Polls the kernel's own high-water mark (VmHWM) of a process until it exits."""
-
-    def __init__(self, pid):
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                with open(f"/proc/{self.pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmHWM:"):
-                            self.peak = max(self.peak, int(line.split()[1]) * 1024)
-            except (OSError, ValueError):
-                pass
-            self._stop.wait(0.1)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def run_cli(args, work, name, env_extra):
