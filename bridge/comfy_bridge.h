@@ -54,7 +54,7 @@ class ComfyBridge final : public engine::Executor, public engine::NodeDefinition
   Result<engine::ExecutionOutcome> Execute(const engine::ExecutionRequest& request) override;
   void Interrupt() override;
   // Drops the executor (and its node cache) of a slot.
-  void ResetSlot(const std::string& slot);
+  void ResetSlot(const std::string& slot) override;
   // Loads a custom-node file or package into the running ComfyUI (errors name the path).
   Status LoadNodes(const std::string& path);
 

@@ -55,6 +55,9 @@ class Executor {
   virtual Result<ExecutionOutcome> Execute(const ExecutionRequest& request) = 0;
   // Asks the running execution to stop at the next node. Safe from any thread.
   virtual void Interrupt() = 0;
+  // Lets go of what a slot caches (its nodes' outputs and objects): the next execution there runs
+  // every node again. Waits for a running execution. An executor that caches nothing ignores it.
+  virtual void ResetSlot(const std::string& slot) {}
 };
 
 }  // namespace discomfort::engine

@@ -393,6 +393,7 @@ Result<storage::PinnedValue> LoopRun::RealizeRecipe(const graph::Port& port,
 Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const Pending& pending,
                                              int it) {
   GatheredInputs gathered;
+  bool realized_recipes = false;
   ExecutionRequest& request = gathered.request;
   request.slot = wf.slot;
   request.workflow_name = wf.name;
@@ -423,12 +424,18 @@ Result<GatheredInputs> LoopRun::GatherInputs(const PreparedWorkflow& wf, const P
       // Passed by reference: the object is made now, once, and replaces its recipe.
       pinned = RealizeRecipe(port, std::move(pinned).value(), it);
       if (!pinned.ok()) return pinned.TakeStatus();
+      realized_recipes = true;
     }
     DISCOMFORT_RETURN_IF_ERROR(CheckPortValue(port, pinned->value()));
     request.inputs[port.unique_id] = pinned->value();
     request.versions[port.unique_id] = pinned->version();
     gathered.pins.push_back(std::move(pinned).value());
   }
+  // The recipes this workflow read were run together, so that the ones of one loader (a
+  // checkpoint's MODEL, CLIP and VAE) shared one load. The recipe slot's cache would keep every
+  // object that load made, also those no port asked for (a second MODEL beside the one the
+  // context kept in RAM, as large as a model), until the next recipe ran: let go of it now.
+  if (realized_recipes) executor_.ResetSlot(kRecipeSlot);
   return gathered;
 }
 
@@ -512,7 +519,6 @@ Status LoopRun::CommitIteration(int it, const Pending& pending, IterationReport&
   for (const auto& [uid, pv] : pending) {
     if (Status st = context_.Put(uid, pv.value); !st.ok())
       return Fail(WithLocation(st, it, "", ""));
-    result_.outputs[uid] = pv.value;
   }
   if (Status st = images_.Wait(); !st.ok()) return Fail(WithLocation(st, it - 1, "", ""));
   if (options_.output_dir.empty()) return Status::Ok();
@@ -522,7 +528,12 @@ Status LoopRun::CommitIteration(int it, const Pending& pending, IterationReport&
     unsaved_.clear();
     unsaved_iteration_ = -1;
   } else {
-    unsaved_ = pending;  // tensors by pointer: no copy of the data
+    // Only the images to write, by pointer: anything else the iteration produced (a model) is the
+    // context's to keep or let go of under its budget.
+    unsaved_.clear();
+    for (const auto& [uid, pv] : pending) {
+      if (pv.value.is_tensor() && LooksLikeImage(pv.value.tensor())) unsaved_[uid] = pv;
+    }
     unsaved_iteration_ = it;
   }
   return Status::Ok();
@@ -537,7 +548,11 @@ void LoopRun::WriteImages(const Pending& outputs, int iteration, IterationReport
   }
 }
 
-// Every OUTPUT port's final value, including ones produced by earlier runs.
+// Every OUTPUT port's final value as the context holds it, including ones produced by earlier
+// runs. Read from the context at the end rather than kept as each iteration commits: a value kept
+// here would hold an object the context's budget has let go of (a model dropped for its recipe, a
+// tensor spilled to disk) in RAM for the rest of the run. A model dropped for its recipe is
+// reported as that recipe, as the context holds it.
 void LoopRun::ReportFinalOutputs() {
   for (const Stage& stage : stages_) {
     for (const PreparedWorkflow& wf : stage.workflows) {

@@ -92,7 +92,12 @@ def run_workflow(url, prompt):
         for _ in range(MAX_WS_MESSAGES):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"prompt {prompt_id} did not finish in {PROMPT_TIMEOUT} s")
-            msg = ws.recv()
+            try:
+                msg = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                # A node may run longer than one wait without a message (a checkpoint load on a busy
+                # machine): keep waiting until the prompt's own deadline.
+                continue
             if not isinstance(msg, str):
                 continue  # binary previews
             m = json.loads(msg)

@@ -298,9 +298,40 @@ TEST(LoopRunnerTest, InputsArePinnedWhileTheirWorkflowRuns) {
   auto result = runner.Run({Passing("frame", "frame", "wf", 0)}, options);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(checked, 3);
-  EXPECT_EQ(context.Info("frame")->pins, 0);    // released after each execution
-  EXPECT_TRUE(context.Info("frame")->on_disk);  // and spillable again
+  EXPECT_EQ(context.Info("frame")->pins, 0);  // released after each execution
+  // and spillable again (the run's final outputs read it back from the context: mapped, resident)
+  ASSERT_TRUE(context.Put("other", storage::Value::Tensor(at::zeros({64}))).ok());
+  EXPECT_TRUE(context.Info("frame")->on_disk);
   EXPECT_EQ(context.Get("frame")->tensor().sum().item<float>(), 4 * 8 * 8 * 3);
+}
+
+// The loop keeps no value of its own once an iteration is committed: a tensor the budget spilled
+// leaves RAM (a model let go of for its recipe is freed the same way), and the run's final outputs
+// are what the context holds at the end, here read back from the spill file.
+TEST(LoopRunnerTest, OutputsTheBudgetSpilledLeaveRam) {
+  storage::ContextOptions tiny;
+  tiny.max_ram_gb = 0;
+  storage::Context context(tiny);
+  ASSERT_TRUE(context.Put("frame", storage::Value::Tensor(at::ones({1, 8, 8, 3}))).ok());
+  std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> produced;
+  FakeExecutor executor([&](const ExecutionRequest& r) -> Result<ExecutionOutcome> {
+    at::Tensor next = r.inputs.at("frame").tensor() + 1;
+    produced.push_back(next.storage().getWeakStorageImpl());
+    ExecutionOutcome out;
+    out.outputs["frame"] = storage::Value::Tensor(next);
+    return out;
+  });
+  LoopRunner runner(executor, context);
+  LoopOptions options;
+  options.iterations = 3;
+  auto result = runner.Run({Passing("frame", "frame", "wf", 0)}, options);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(produced.size(), 3u);
+  for (size_t i = 0; i < produced.size(); ++i) {
+    EXPECT_TRUE(produced[i].expired()) << "iteration " << i << "'s output is still in RAM";
+  }
+  ASSERT_TRUE(result->outputs.count("frame"));
+  EXPECT_EQ(result->outputs.at("frame").tensor().sum().item<float>(), 4 * 8 * 8 * 3);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@ import uuid
 
 from . import nodes as discomfort_nodes
 from . import sandbox
+from . import steady_plan
 from . import steady_state
 
 LOG = logging.getLogger("discomfort")
@@ -258,8 +259,16 @@ class ComfyHost:
         return ex
 
     def reset_executor(self, slot):
-        self._executors.pop(slot, None)
-        self._steady.pop(slot, None)
+        """Lets go of a slot's executor and what it caches (its nodes' outputs and objects): the
+        next execution there runs every node. Waits for a running execution."""
+        with self.execution_lock:
+            executor = self._executors.pop(slot, None)
+            state = self._steady.pop(slot, None)
+            if executor is not None:
+                steady_plan.empty_caches(getattr(executor, "caches", None))
+            if state is not None and state.plan is not None:
+                state.plan.store.clear()  # the outputs the steady-state path kept instead
+                state.plan.objects.clear()
 
     def forget_context_value(self, unique_id):
         """Drops, in every slot, the cached output of the context loaders of `unique_id` and of

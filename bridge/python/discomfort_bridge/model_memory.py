@@ -13,8 +13,9 @@ VAE: each wraps one torch module (the weights), which clones share.
   as ComfyUI itself does before moving a model), so what is written is the base weights, and the
   next sampler loads it again the ordinary way.
 - release_for_drop(): before the context drops a model in favour of its recipe, the references a
-  rebuild replaces anyway are let go (the recipe slot's cache, the context loaders' outputs for
-  that value in every workflow's cache), then whatever else still holds the object is reported.
+  rebuild replaces anyway are let go (the caches of the executor slots whose outputs hold it: the
+  workflow that made it, those that read it, the recipe slot), then whatever else still holds the
+  object is reported.
 """
 
 from __future__ import annotations
@@ -210,14 +211,19 @@ def _own_graph(obj: Any) -> List[Any]:
     return [o for o in own if o is not None]
 
 
-def other_holders(obj: Any) -> Optional[str]:
-    """Who else holds the object or its weights (Python containers and other handles), or None."""
+def other_holders(obj: Any, call_args: Optional[tuple] = None) -> Optional[str]:
+    """Who else holds the object or its weights (Python containers and other handles), or None.
+    `call_args`: the arguments the caller was called with from C++, whose tuple holds the object
+    only for the call."""
     own = _own_graph(obj)
     own_ids = {id(o) for o in own}
     this_frame = sys._getframe()
     # The object, its weights, and the patchers it is made of: each may be held from outside.
-    targets = [o for o in own if o is not obj and not isinstance(o, dict)]
-    targets.insert(0, obj)
+    # A plain loop: a comprehension naming `obj` would hold it in a closure cell of this frame.
+    targets = [obj]
+    for o in own:
+        if o is not obj and not isinstance(o, dict):
+            targets.append(o)
     for target in targets:
         referrers = gc.get_referrers(target)
         try:
@@ -226,15 +232,62 @@ def other_holders(obj: Any) -> Optional[str]:
                     continue
                 if isinstance(r, types.FrameType):  # a caller's local variable
                     continue
+                if (call_args is not None and isinstance(r, tuple) and len(r) == len(call_args)
+                        and all(a is b for a, b in zip(r, call_args))):
+                    continue  # the C++ call's own argument tuple (pybind11 passes a tuple)
                 return f"held by a {type(r).__name__} besides the context"
         finally:
             del referrers
     return None
 
 
+# How deep into a cached output (lists, tuples, dicts, ComfyUI's cache entries) the search for a
+# model goes: a node's outputs are a list of output slots, each a list (batches) of values.
+_CACHE_SEARCH_DEPTH = 5
+
+
+def _holds(value: Any, obj: Any, depth: int = 0) -> bool:
+    """Whether `obj` is `value` or inside it (a node's cached outputs)."""
+    if value is obj:
+        return True
+    if depth >= _CACHE_SEARCH_DEPTH:
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_holds(v, obj, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_holds(v, obj, depth + 1) for v in value.values())
+    outputs = getattr(value, "outputs", None)  # comfy_execution.caching's CacheEntry
+    return outputs is not None and _holds(outputs, obj, depth + 1)
+
+
+def _cache_holds(cache: Any, obj: Any) -> bool:
+    """Whether one of ComfyUI's output caches (and its subcaches: expanded nodes) holds `obj`."""
+    if cache is None:
+        return False
+    if any(_holds(v, obj) for v in list(getattr(cache, "cache", {}).values())):
+        return True
+    return any(_cache_holds(sub, obj) for sub in list(getattr(cache, "subcaches", {}).values()))
+
+
+def slots_holding(host: Any, obj: Any) -> List[str]:
+    """The executor slots whose cached outputs hold `obj`: the workflow that loaded a model keeps
+    the loader's (model, clip, vae) in its cache, and its OUTPUT port's pass-through too."""
+    found = []
+    for slot, executor in list(host._executors.items()):
+        state = host._steady.get(slot)
+        plan = state.plan if state is not None else None
+        if plan is not None and any(_holds(v, obj) for v in list(plan.store.values())):
+            found.append(slot)
+        elif _cache_holds(getattr(getattr(executor, "caches", None), "outputs", None), obj):
+            found.append(slot)
+    return found
+
+
 def release_for_drop(obj: Any, key: str) -> str:
     """Lets go of the references a rebuild replaces, then "" when the context's reference is the
-    last, else who else holds the object."""
+    last, else who else holds the object. The caches of the workflows that produced or read the
+    model are let go of (those workflows run their nodes again when next executed: what a rebuild
+    costs anyway); other slots' caches, the recipes' shared one included, are left alone."""
     lock = _host().execution_lock
     if not lock.acquire(timeout=EXECUTION_WAIT_SECONDS):
         return f"an execution held ComfyUI for {EXECUTION_WAIT_SECONDS:.0f} s"
@@ -242,8 +295,9 @@ def release_for_drop(obj: Any, key: str) -> str:
         unload(obj)
         host = _host()
         host.forget_context_value(key)
-        host.reset_executor(RECIPE_SLOT)
-        held = other_holders(obj)
+        for slot in slots_holding(host, obj):
+            host.reset_executor(slot)
+        held = other_holders(obj, call_args=(obj, key))
         return held or ""
     finally:
         lock.release()

@@ -26,6 +26,23 @@ def _cache_set_local(cache, node_id, value):
         cache.set(node_id, value)
 
 
+def empty_caches(caches) -> None:
+    """Empties an executor's ComfyUI caches (a CacheSet: outputs and node objects, with their
+    subcaches). Dropping them is not enough: each cache's key set holds an IsChangedCache that holds
+    the cache, a reference cycle, so a cache let go of keeps every output it holds (a model of
+    gigabytes) until Python's cycle collector happens to run."""
+    pending = list(getattr(caches, "all", None) or [])
+    while pending:
+        cache = pending.pop()
+        subcaches = getattr(cache, "subcaches", None)
+        if isinstance(subcaches, dict):
+            pending.extend(subcaches.values())
+            subcaches.clear()
+        entries = getattr(cache, "cache", None)
+        if isinstance(entries, dict):
+            entries.clear()
+
+
 _providers_check: Optional[Callable[[], bool]] = None
 
 
@@ -268,6 +285,7 @@ class Plan:
             if obj is not None:
                 self.objects[node_id] = obj
         executor.caches = comfy().execution.CacheSet(cache_type=executor.cache_type, cache_args=executor.cache_args)
+        empty_caches(caches)  # the store holds the entries it took
 
     async def write_back(self, executor) -> None:
         """Puts the plan's outputs into the executor's caches under the keys of the last iteration's

@@ -2,7 +2,7 @@
 random-weight SD1.5 checkpoints (benchmarks/models/make_random_models.py, ~2 GB each, generated once and
 cached in ~/.cache/discomfort/models).
 
-Three CLI processes run the two-model loop of workflows.py (A and B used in turns):
+Four CLI processes run the two-model loop of workflows.py (A and B used in turns):
 
 1. the reference: no budget, six iterations;
 2. the same with --max-ram-gb 1 (less than either model), four iterations, a checkpoint at the end: the
@@ -11,7 +11,9 @@ Three CLI processes run the two-model loop of workflows.py (A and B used in turn
    model management;
 3. `discomfort resume` of that checkpoint to six iterations, in a new process: the snapshot holds every
    MODEL / CLIP / VAE as its recipe (pruned loader workflow, the LoRA strength frozen in), which the INPUT
-   ports run.
+   ports run;
+4. the budgeted run again, six iterations, the drop path forced (DISCOMFORT_MODEL_SPILL=drop): every model
+   leaving RAM is freed for its recipe and rebuilt from it when next sampled.
 
 Checked: every image equals the reference's (8-bit PNGs, exact on this CPU; a small tolerance is allowed);
 the budgeted run's peak RSS stays under the budget plus a stated margin (the process's own footprint and
@@ -111,14 +113,22 @@ def setup(tmp_path_factory):
     return {"root": root, "plan": plan, "env": env, "common": common}
 
 
-def test_two_models_under_a_budget_smaller_than_both_then_resumed_from_recipes(setup):
+@pytest.fixture(scope="module")
+def reference(setup):
+    """The unbudgeted run, six iterations: its images and peak RSS are what the others are held to."""
     root, plan, env, common = setup["root"], setup["plan"], setup["env"], setup["common"]
-
     ref_out, ref_events = str(root / "reference" / "out"), str(root / "reference" / "events.jsonl")
-    reference = run_cli(["run", "--plan", plan, "--iterations", "6", "--out", ref_out, "--events", ref_events,
-                         "--work-dir", str(root / "reference" / "comfy")] + common,
-                        str(root / "reference"), "reference (no budget)", env)
-    assert reference["reads"] == {W.CHECKPOINT_A: 1, W.CHECKPOINT_B: 1}
+    run = run_cli(["run", "--plan", plan, "--iterations", "6", "--out", ref_out, "--events", ref_events,
+                   "--work-dir", str(root / "reference" / "comfy")] + common,
+                  str(root / "reference"), "reference (no budget)", env)
+    assert run["reads"] == {W.CHECKPOINT_A: 1, W.CHECKPOINT_B: 1}
+    run["out"] = ref_out
+    return run
+
+
+def test_two_models_under_a_budget_smaller_than_both_then_resumed_from_recipes(setup, reference):
+    root, plan, env, common = setup["root"], setup["plan"], setup["env"], setup["common"]
+    ref_out = reference["out"]
 
     out, events_path, checkpoint = str(root / "budget" / "out"), str(root / "budget" / "events.jsonl"), \
         str(root / "budget" / "checkpoint")
@@ -136,7 +146,8 @@ def test_two_models_under_a_budget_smaller_than_both_then_resumed_from_recipes(s
     # The models counted and left RAM: both big models went out at least once and came back to be sampled.
     keys_out = {e["key"] for e in spills}
     assert {"modelA", "modelB"} <= keys_out, f"models spilled: {sorted(keys_out)}"
-    assert {"modelA", "modelB"} <= {e["key"] for e in restores}
+    rebuilt = {e["port"] for e in events if e["event"] == "recipe_run"}  # dropped, then rebuilt from recipes
+    assert {"modelA", "modelB"} <= {e["key"] for e in restores} | rebuilt
     assert all(e["action"] in ("write", "page_out", "drop") and e["reason"] for e in spills)
     dropped = {e["key"] for e in spills if e["action"] == "drop"}
     written = [e for e in spills if e["action"] == "write"]
@@ -179,7 +190,7 @@ def test_two_models_under_a_budget_smaller_than_both_then_resumed_from_recipes(s
                       "resume (new process)", env)
     assert resumed["reads"] == {W.CHECKPOINT_A: 1, W.CHECKPOINT_B: 1} or (
         dropped and all(v >= 1 for v in resumed["reads"].values())), resumed["reads"]
-    events = events_of(events_path)  # the resumed run appends to the same file
+    events = events_of(events_path)[len(events):]  # the resumed run appends to the same file
     recipe_runs = [e for e in events if e["event"] == "recipe_run"]
     assert {e["port"] for e in recipe_runs} == {"modelA", "clipA", "vaeA", "modelB", "clipB", "vaeB"}, \
         [e["port"] for e in recipe_runs]
@@ -187,3 +198,37 @@ def test_two_models_under_a_budget_smaller_than_both_then_resumed_from_recipes(s
     for i in (4, 5):
         assert_same_image(os.path.join(ref_out, f"image_{i:05d}.png"), os.path.join(out, f"image_{i:05d}.png"))
     assert resumed["peak"] <= (BUDGET_GB + MARGIN_GIB) * GIB
+
+
+def test_models_dropped_for_their_recipes_are_freed_and_rebuilt_when_read(setup, reference):
+    """The drop path forced (DISCOMFORT_MODEL_SPILL=drop): every model that leaves RAM is let go of
+    for its recipe (nothing else may hold it: not ComfyUI's caches, not the loop) and is rebuilt
+    from that recipe, one checkpoint read per rebuild, when a workflow next reads it."""
+    root, plan, env, common = setup["root"], setup["plan"], setup["env"], setup["common"]
+    out, events_path = str(root / "drop" / "out"), str(root / "drop" / "events.jsonl")
+    run = run_cli(["run", "--plan", plan, "--iterations", "6", "--max-ram-gb", str(BUDGET_GB), "--out", out,
+                   "--events", events_path, "--work-dir", str(root / "drop" / "comfy")] + common,
+                  str(root / "drop"), f"--max-ram-gb {BUDGET_GB}, drop forced",
+                  dict(env, DISCOMFORT_MODEL_SPILL="drop"))
+    events = events_of(events_path)
+    spills = [e for e in events if e["event"] == "model_spill"]
+    rebuilds = [e for e in events if e["event"] == "recipe_run"]
+    print("[models_budget] drop: " + "; ".join(f"{e['key']} {e['action']}" for e in spills) + " | rebuilt: "
+          + ", ".join(f"it{e['iteration']} {e['port']}" for e in rebuilds), file=sys.stderr)
+    dropped = [e for e in spills if e["action"] == "drop"]
+    not_dropped = [f"{e['key']}: {e['reason']}" for e in spills if e["action"] != "drop"]
+    assert not not_dropped, not_dropped
+    assert {"modelA", "clipA", "vaeA", "modelB", "clipB", "vaeB"} <= {e["key"] for e in dropped}
+    # Sampled in turns, each model is rebuilt every time its turn comes after the first two iterations.
+    assert {(e["iteration"], e["port"]) for e in rebuilds if e["port"] in ("modelA", "modelB")} == \
+        {(2, "modelA"), (3, "modelB"), (4, "modelA"), (5, "modelB")}
+    # A rebuild reads its checkpoint once for the MODEL, CLIP and VAE it needs (one load, shared).
+    assert run["reads"] == {W.CHECKPOINT_A: 3, W.CHECKPOINT_B: 3}, run["reads"]
+    for i in range(6):
+        assert_same_image(os.path.join(reference["out"], f"image_{i:05d}.png"), os.path.join(out, f"image_{i:05d}.png"))
+    # A dropped model is freed: RSS stays under the budget plus the margin (one model in use and a
+    # checkpoint load's transient) and a model's worth under the unbudgeted run.
+    print(f"[models_budget] drop: peak RSS {run['peak'] / GIB:.2f} GiB (reference {reference['peak'] / GIB:.2f} GiB)",
+          file=sys.stderr)
+    assert run["peak"] <= (BUDGET_GB + MARGIN_GIB) * GIB
+    assert run["peak"] <= reference["peak"] - 2 * GIB, "the dropped models were not freed"
