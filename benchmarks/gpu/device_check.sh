@@ -64,7 +64,10 @@ setup_python() {
   fi
   [ -f "$CARRY/wheels.tar.xz" ] || die "no $CARRY/wheels.tar.xz: run benchmarks/gpu/prepare_carry.sh here first"
   rm -rf "$VENV" "$WORK/wheels" && mkdir -p "$WORK/wheels"
-  python3 -m venv --system-site-packages "$VENV" || return 1  # the image's torch stays visible
+  # The image's torch stays visible; without ensurepip the venv has no pip of its own and uses the
+  # image's through the system site-packages.
+  python3 -m venv --system-site-packages "$VENV" || python3 -m venv --system-site-packages --without-pip "$VENV" \
+    || return 1
   tar -xJf "$CARRY/wheels.tar.xz" -C "$WORK/wheels" || return 1
   "$VENV/bin/python" -m pip install -q --no-index --no-deps "$WORK/wheels"/*.whl || return 1
   "$VENV/bin/python" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; \
