@@ -23,6 +23,11 @@ using Clock = std::chrono::steady_clock;
 // across iterations and runs, so a loader's cache key changes whenever its value does.
 std::atomic<uint64_t> g_pending_version{uint64_t{1} << 62};
 
+// An OUTPUT value the loop writes as PNG files.
+bool IsImage(const storage::Value& value) {
+  return value.is_tensor() && LooksLikeImage(value.tensor());
+}
+
 struct PendingValue {
   storage::Value value;
   uint64_t version = 0;
@@ -532,7 +537,7 @@ Status LoopRun::CommitIteration(int it, const Pending& pending, IterationReport&
     // context's to keep or let go of under its budget.
     unsaved_.clear();
     for (const auto& [uid, pv] : pending) {
-      if (pv.value.is_tensor() && LooksLikeImage(pv.value.tensor())) unsaved_[uid] = pv;
+      if (IsImage(pv.value)) unsaved_[uid] = pv;
     }
     unsaved_iteration_ = it;
   }
@@ -541,7 +546,7 @@ Status LoopRun::CommitIteration(int it, const Pending& pending, IterationReport&
 
 void LoopRun::WriteImages(const Pending& outputs, int iteration, IterationReport* report) {
   for (const auto& [uid, pv] : outputs) {
-    if (!pv.value.is_tensor() || !LooksLikeImage(pv.value.tensor())) continue;
+    if (!IsImage(pv.value)) continue;
     auto names = images_.Write(uid, iteration, pv.value.tensor());
     if (report != nullptr) report->files.insert(report->files.end(), names.begin(), names.end());
     result_.files[uid] = std::move(names);

@@ -285,9 +285,9 @@ def slots_holding(host: Any, obj: Any) -> List[str]:
 
 def release_for_drop(obj: Any, key: str) -> str:
     """Lets go of the references a rebuild replaces, then "" when the context's reference is the
-    last, else who else holds the object. The caches of the workflows that produced or read the
-    model are let go of (those workflows run their nodes again when next executed: what a rebuild
-    costs anyway); other slots' caches, the recipes' shared one included, are left alone."""
+    last, else who else holds the object. The caches of the slots whose outputs hold the model are
+    let go of, the recipe slot's included (those workflows run their nodes again when next
+    executed: what a rebuild costs anyway); other slots' caches are left alone."""
     lock = _host().execution_lock
     if not lock.acquire(timeout=EXECUTION_WAIT_SECONDS):
         return f"an execution held ComfyUI for {EXECUTION_WAIT_SECONDS:.0f} s"
